@@ -1,0 +1,38 @@
+"""A batch: the tensors of each modality plus which rows actually have it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Batch:
+    """``data[m]`` is ``(B, *shape_m)`` (zeros where missing); ``present[m]`` is bool ``(B,)``."""
+
+    data: dict[str, torch.Tensor]
+    present: dict[str, torch.Tensor]
+    index: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.present.values())).shape[0]
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.data)
+
+    def to(self, device) -> "Batch":
+        return Batch({k: v.to(device, non_blocking=True) for k, v in self.data.items()},
+                     {k: v.to(device, non_blocking=True) for k, v in self.present.items()},
+                     None if self.index is None else self.index.to(device))
+
+    def only(self, modalities) -> "Batch":
+        """The same rows with every other modality marked missing."""
+        keep = set(modalities)
+        return Batch(self.data, {k: v & (k in keep) for k, v in self.present.items()}, self.index)
+
+    def select(self, rows: torch.Tensor) -> "Batch":
+        return Batch({k: v[rows] for k, v in self.data.items()},
+                     {k: v[rows] for k, v in self.present.items()},
+                     None if self.index is None else self.index[rows])

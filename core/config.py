@@ -1,0 +1,107 @@
+"""Typed configuration of a run; ``config.json`` is :class:`RunConfig` as JSON."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass
+class ModelConfig:
+    """What the network is: model family, latent size, fusion, objective weights."""
+
+    model: str = "mvae"
+    modalities: list[str] = field(default_factory=list)
+    latent_dim: int = 32
+    fusion: str = "poe"
+    shared_decoder: bool = False
+    hidden_dim: int = 256
+    #: MVAE sub-sampling: random subsets (of size 2 .. M-1) added to joint + unimodal terms
+    k_subsets: int = 1
+    beta: float = 1.0
+    #: epochs over which beta ramps linearly from 0 to ``beta`` (KL annealing)
+    kl_warmup_epochs: int = 5
+    #: "balanced" scales each modality's log-likelihood by reference_elements / its elements;
+    #: "none" uses raw sums
+    likelihood_weighting: str = "balanced"
+    #: per-modality extra multipliers applied on top of the weighting
+    likelihood_weights: dict[str, float] = field(default_factory=dict)
+    #: for balanced weighting: every modality counts as this many scalars
+    reference_elements: float = 256.0
+    #: options of the single-modality models (sparsity, noise, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """How it is trained."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    on_bad_input: str = "fail"
+    #: share of rows held out for evaluation (0 disables)
+    validation_fraction: float = 0.1
+    num_threads: int = 0
+    #: "auto" uses bf16 autocast on CUDA only; "bf16" forces it; "off"
+    autocast: str = "off"
+    compile: bool = False
+    grad_clip: float = 10.0
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a model: model, training, modality options and fitted states."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: fitted modality state (vocabulary, statistics), filled at training time
+    modality_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: name -> version of every plugin the run uses (modalities, fusion, model)
+    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
+    polyvae_version: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        return cls(
+            model=_build(ModelConfig, raw.get("model", {}), "model"),
+            train=_build(TrainConfig, raw.get("train", {}), "train"),
+            **{k: v for k, v in raw.items() if k not in ("model", "train")
+               and k in {f.name for f in dataclasses.fields(cls)}},
+        )
+
+
+def _build(cls, values: dict[str, Any], section: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"unknown setting(s) in [{section}]: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A user's ``--config FILE`` (JSON or TOML) as a dict with sections model/train/modality_options."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        if str(path).endswith(".toml"):
+            import tomllib
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:
+        raise UsageError(f"{path}: not valid {'TOML' if str(path).endswith('.toml') else 'JSON'}: {exc}") from None

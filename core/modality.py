@@ -1,0 +1,116 @@
+"""The contract a modality plugin fulfils.
+
+A modality turns manifest cells into tensors, owns an encoder that maps a batch to a
+Gaussian expert and a decoder that maps latents back to the parameters of a likelihood,
+and renders a decoded example to a file. It is stateful only through what it fits on the
+training data (a vocabulary, normalisation statistics), which round-trips through JSON
+(``state()``/``load_state()``) and so travels in ``config.json``.
+
+Data flows one way::
+
+    cell --read()--> raw --fit()/preprocess()--> tensor x
+    x --encoder--> (mu, logvar)              [shared latent D + private latent P]
+    z --decoder(z, x?)--> params --log_likelihood(params, x)--> (B,)
+    params --generate()--> x_hat --render()--> file
+"""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class Modality(abc.ABC):
+    """Base class of every modality plugin (``image``, ``text``, ``audio``, ...)."""
+
+    #: column name in the manifest and key everywhere else
+    name: ClassVar[str]
+    #: extension of rendered files, without the dot ("png", "wav", "txt")
+    extension: ClassVar[str]
+    #: True when a manifest cell is a path relative to the manifest, False when it is the value
+    cell_is_path: ClassVar[bool] = True
+    #: bump when the preprocessing or networks change so old runs are refused, not misread
+    version: ClassVar[str] = "1"
+    #: short description shown by ``polyvae plugins``
+    description: ClassVar[str] = ""
+
+    def __init__(self, **options: Any):
+        """``options`` come from the run config's ``modality_options[name]``; unknown keys are errors."""
+        self.options = options
+
+    # ---- data ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def read(self, cell: str, base_dir: Path) -> Any:
+        """Decode one manifest cell into a raw value (array, string, ...).
+
+        Raise :class:`polyvae.core.errors.BadInput` with a reason (the caller adds the file
+        and row) for anything unusable: unreadable, empty, non-finite, wrong kind of file.
+        """
+
+    def fit(self, raws: list[Any]) -> None:
+        """Fit what preprocessing needs (vocabulary, statistics) on the training values.
+
+        Called once, before training, with the raw values of the rows that have this
+        modality. Default: nothing to fit.
+        """
+
+    @abc.abstractmethod
+    def preprocess(self, raws: list[Any]) -> torch.Tensor:
+        """Batch of raw values -> tensor ``(N, *shape)`` in the space the networks see."""
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable fitted state (plus options), enough to rebuild this modality."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`fit` learnt, from :meth:`state`'s output."""
+
+    def num_elements(self) -> int:
+        """Number of observed scalars per example; used to balance likelihoods."""
+        raise NotImplementedError
+
+    # ---- networks -----------------------------------------------------------------------
+    @property
+    def private_dim(self) -> int:
+        """Size of an optional modality-private latent (0: none). Audio uses it for the voice."""
+        return int(self.options.get("private_dim", 0))
+
+    @abc.abstractmethod
+    def build_encoder(self, latent_dim: int) -> nn.Module:
+        """Module mapping ``x`` ``(B, *shape)`` to ``(mu, logvar)``, each ``(B, latent_dim + private_dim)``."""
+
+    @abc.abstractmethod
+    def build_decoder(self, input_dim: int) -> nn.Module:
+        """Module mapping ``(h, x)`` to likelihood parameters.
+
+        ``h`` is ``(N, input_dim)`` (the latent, or a shared backbone's features; the private
+        latent, if any, is already appended). ``x`` is the target ``(N, *shape)`` during
+        training, for autoregressive decoders (teacher forcing); others ignore it.
+        """
+
+    @abc.abstractmethod
+    def log_likelihood(self, params: Any, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | params) summed over the example's elements, shape ``(N,)``."""
+
+    @abc.abstractmethod
+    def generate(self, decoder: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        """Decode ``h`` to a point in data space ``(N, *shape)`` (mean, or greedy for text)."""
+
+    # ---- files --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def render(self, x: torch.Tensor, path: Path) -> None:
+        """Write one example ``x`` (``shape``, as from :meth:`generate`) to ``path``."""
+
+    def value_from_cli(self, value: str) -> Any:
+        """Raw value from a ``--given MOD=VALUE`` argument: a file path, or the text itself."""
+        if self.cell_is_path:
+            path = Path(value)
+            return self.read(path.name, path.parent)
+        return self.read(value, Path("."))
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example reconstruction error between two batches, ``(N,)`` (mean squared error)."""
+        return (x.float() - y.float()).flatten(1).pow(2).mean(1)

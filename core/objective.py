@@ -1,0 +1,120 @@
+"""The MVAE objective: ELBOs of sub-sampled subsets, KL annealing, likelihood balancing.
+
+For every row and every sampled subset S of modalities that the row fully has, the term is
+
+    ELBO_S = E_{q(z | x_S)} [ sum_{m present} lambda_m log p(x_m | z, w_m) ]
+             - beta KL(q(z | x_S) || N(0, I)) - beta sum_{m present} KL(q(w_m | x_m) || N(0, I))
+
+i.e. each subset's posterior must explain *all* of the row's observed modalities (a valid
+lower bound on log p(x) for any q, as in MoPoE). Wu & Goodman's MVAE reconstructs only
+the subset's own modalities; reconstructing the others too is what makes single-modality
+posteriors generate the other modalities coherently. The sampled subsets are the joint,
+each single modality and ``k`` random subsets of intermediate size. Rows missing some
+modality contribute only the subsets they have, and reconstruct only what they have.
+"""
+from __future__ import annotations
+
+import torch
+
+from .batch import Batch
+from .config import ModelConfig
+from .experts import ExpertStack, GaussianExpert
+from .modality import Modality
+
+
+class SubsetSampler:
+    """Subsets for one step as a bool ``(S, M)``: joint, each unimodal, k random others."""
+
+    def __init__(self, num_modalities: int, k_random: int):
+        self.m = num_modalities
+        self.k = k_random
+        eye = torch.eye(num_modalities, dtype=torch.bool)
+        joint = torch.ones(1, num_modalities, dtype=torch.bool)
+        self.fixed = joint if num_modalities == 1 else torch.cat([joint, eye])
+
+    def sample(self, device=None) -> torch.Tensor:
+        if self.m < 3 or self.k <= 0:
+            return self.fixed.to(device)
+        sizes = torch.randint(2, self.m, (self.k,))
+        ranks = torch.rand(self.k, self.m).argsort(1).argsort(1)        # random permutation ranks
+        extra = ranks < sizes[:, None]
+        return torch.cat([self.fixed, extra]).to(device)
+
+
+def beta_at(config: ModelConfig, epoch: float) -> float:
+    """KL weight after ``epoch`` (fractional) epochs: linear warm-up to ``config.beta``."""
+    if config.kl_warmup_epochs <= 0:
+        return config.beta
+    return config.beta * min(1.0, max(epoch, 0.0) / config.kl_warmup_epochs)
+
+
+def likelihood_weights(modalities: dict[str, Modality], config: ModelConfig) -> dict[str, float]:
+    """lambda_m per modality.
+
+    "balanced": ``reference_elements / elements_m`` so a 10-character text and a
+    1024-pixel image weigh alike; "none": 1. User weights multiply either.
+    """
+    weights = {}
+    for name, mod in modalities.items():
+        base = 1.0
+        if config.likelihood_weighting == "balanced":
+            base = config.reference_elements / max(1, mod.num_elements())
+        weights[name] = base * float(config.likelihood_weights.get(name, 1.0))
+    return weights
+
+
+def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, GaussianExpert],
+                subsets: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean over rows of the summed subset ELBOs, and logging terms.
+
+    Vectorised: the S subsets are folded into the batch dimension, so the fusion runs once
+    on ``(M, S*B, D)`` and each decoder runs once on the rows that have its modality.
+    """
+    M, B, D = stack.mu.shape
+    S = subsets.shape[0]
+    present = stack.present                                             # (M, B)
+    covered = (~subsets[:, :, None] | present[None]).all(1)             # (S, B): row has all of S
+    in_subset = (subsets[:, :, None] & present[None]).permute(1, 0, 2)  # (M, S, B)
+    folded = ExpertStack(stack.mu[:, None].expand(M, S, B, D).reshape(M, S * B, D),
+                         stack.logvar[:, None].expand(M, S, B, D).reshape(M, S * B, D),
+                         in_subset.reshape(M, S * B))
+    post = model.fusion.fuse(folded)
+    C = post.num_components
+    z = post.rsample_stratified()                                       # (C, S*B, D)
+    kl = post.kl_per_component(z).view(C, S, B)
+    weights = post.weights.view(C, S, B)
+    active = covered[None] & (weights > 0)                              # (C, S, B)
+
+    trunk = model._trunk(z.reshape(C * S * B, D))
+    ll = torch.zeros(C * S * B, device=z.device, dtype=torch.float32)
+    row_of = torch.arange(B, device=z.device).repeat(C * S)             # flat index -> row
+    terms: dict[str, torch.Tensor] = {}
+    kl_private = torch.zeros(B, device=z.device)
+    for i, m in enumerate(model.order):
+        idx = (active & present[i][None, None]).reshape(-1).nonzero().squeeze(1)
+        if idx.numel() == 0:
+            continue
+        rows = row_of[idx]
+        x = batch.data[m][rows]
+        w = None
+        if m in private:
+            w = private[m].rsample()[rows]
+            kl_private = kl_private + private[m].kl_to_standard_normal() * present[i]
+        params = model.decoders[m](model._decoder_input(trunk[idx], m, w), x)
+        log_lik = model.modalities[m].log_likelihood(params, x).float()
+        ll.index_add_(0, idx, model.weights[m] * log_lik)
+        terms[f"nll/{m}"] = -log_lik.detach().mean()
+
+    per = ll.view(C, S, B) - beta * kl
+    per = torch.where(active, weights * per, torch.zeros_like(per)).sum(0)   # (S, B)
+    per = per - beta * kl_private[None]
+    elbo_rows = torch.where(covered, per, torch.zeros_like(per)).sum(0)      # (B,)
+    counted = covered.sum().clamp_min(1)
+    kl_mean = torch.where(active, weights * kl, torch.zeros_like(kl)).sum(0)[covered].sum() / counted
+    terms["kl"] = kl_mean.detach()
+    if private:
+        terms["kl_private"] = kl_private.detach().mean()
+    terms["beta"] = torch.tensor(beta)
+    elbo = elbo_rows.mean()
+    terms["elbo"] = elbo.detach()
+    return elbo, terms

@@ -1,0 +1,1 @@
+"""What users run: training, generation, encoding, evaluation, demos, and the CLI."""

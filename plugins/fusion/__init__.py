@@ -1,0 +1,1 @@
+"""Fusion plugins: product of experts, mixture of experts, mixture of products."""
