@@ -73,6 +73,8 @@ def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input
         row = manifest.rows[i]
         for name, mod in modalities.items():
             cell = row.get(name, "") or ""
+            if mod.cell_is_path:
+                cell = cell.strip()
             if cell == "":
                 continue
             try:

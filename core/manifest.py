@@ -32,6 +32,15 @@ class Manifest:
         return name in self.columns
 
 
+def _cell(value: str | None) -> str:
+    """A cell as written; only a cell with nothing at all in it means "missing".
+
+    Whitespace is kept so that a text cell of only spaces reaches the text plugin and is
+    reported as an empty text rather than silently treated as missing.
+    """
+    return value or ""
+
+
 def read_manifest(path: str | Path) -> Manifest:
     """Parse ``path``; every structural problem is a :class:`BadManifest` naming the file."""
     path = Path(path)
@@ -57,7 +66,7 @@ def read_manifest(path: str | Path) -> Manifest:
         for number, raw in enumerate(reader, start=1):
             if None in raw:
                 raise BadManifest(f"{path}: row {number}: more cells than header columns")
-            rows.append({k.strip(): (v or "").strip() for k, v in raw.items() if k is not None})
+            rows.append({k.strip(): _cell(v) for k, v in raw.items() if k is not None})
     except csv.Error as exc:
         raise BadManifest(f"{path}: row {reader.line_num - 1}: malformed CSV ({exc})") from None
     if not rows:

@@ -170,7 +170,9 @@ def _train(run_dir, manifest_path, config, resume, hooks, registry, device, ctx)
     config.plugins = plugin_versions(config, registry)
     config.polyvae_version = __version__
     config.data = {"manifest": str(manifest_path.resolve()), "train_rows": len(data.train),
-                   "validation_rows": len(data.validation), "skipped_rows": len(data.skipped)}
+                   "validation_rows": len(data.validation), "skipped_rows": len(data.skipped),
+                   "tensors": {m: {"shape": list(t.shape[1:]), "dtype": str(t.dtype).removeprefix("torch.")}
+                               for m, t in data.train.data.items()}}
     torch.manual_seed(config.train.seed)
     model = build_model(config, data.modalities, registry).to(device)
     optimizer = (torch.optim.Adam(model.parameters(), lr=config.train.learning_rate,

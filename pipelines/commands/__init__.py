@@ -1,0 +1,1 @@
+"""One click command per module; :mod:`polyvae.pipelines.cli` attaches them."""

@@ -1,0 +1,32 @@
+"""``polyvae plugins``: what is installed."""
+from __future__ import annotations
+
+import click
+
+from polyvae.core.plugins import get_registry
+from polyvae.pipelines.ui import echo_json
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+def command(as_json: bool) -> None:
+    """List installed plugins: name, kind, version, package.
+
+    \b
+    Example:
+      polyvae plugins
+      polyvae plugins --json
+    """
+    registry = get_registry()
+    infos = registry.plugin_infos()
+    if as_json:
+        echo_json({"plugins": [vars(i) for i in infos],
+                   "errors": [e.message() for e in registry.errors]})
+        return
+    rows = [("NAME", "KIND", "VERSION", "PACKAGE", "DESCRIPTION")]
+    rows += [(i.name, i.kind, i.version, i.package, i.description) for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    for r in rows:
+        click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    for err in registry.errors:
+        click.echo(err.message(), err=True)

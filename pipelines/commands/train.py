@@ -1,0 +1,62 @@
+"""``polyvae train``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from polyvae.pipelines.training_run import build_config, run_training
+from polyvae.pipelines.ui import split_list
+
+MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-ae", "recirculation"]
+
+
+@click.command("train")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest CSV (one column per modality; empty cell = missing).")
+@click.option("--model", default=None, help=f"Model: {'|'.join(MODELS)} or a plugin's. [default: mvae]")
+@click.option("--modalities", default=None, help="Comma-separated modalities to use [default: every manifest column that is one].")
+@click.option("--fusion", default=None, help="poe|moe|mopoe or a plugin's. [default: poe]")
+@click.option("--epochs", type=click.IntRange(1, None), default=None, help="[default: 30]")
+@click.option("--latent-dim", type=click.IntRange(1, None), default=None, help="[default: 32]")
+@click.option("--batch-size", type=click.IntRange(1, None), default=None, help="[default: 64]")
+@click.option("--learning-rate", "--lr", type=float, default=None, help="[default: 2e-3]")
+@click.option("--beta", type=float, default=None, help="KL weight after warm-up. [default: 1]")
+@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--device", default=None, help="auto|cpu|cuda [default: auto: CUDA when present]")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="JSON or TOML with sections model, train, modality_options.")
+@click.option("--resume", is_flag=True, help="Continue RUN_DIR from its last complete epoch.")
+@click.option("--shared-decoder", is_flag=True, default=None,
+              help="One decoder backbone with a small head per modality.")
+@click.option("--on-bad-input", type=click.Choice(["fail", "skip"]), default=None,
+              help="Stop before training at the first bad row (default), or skip bad rows and count them.")
+@click.option("--autocast", type=click.Choice(["off", "bf16", "auto"]), default=None,
+              help="bf16 mixed precision: auto = on CUDA only. [default: off]")
+@click.option("--quiet", is_flag=True, help="No progress bars or epoch lines.")
+def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, latent_dim, batch_size,
+            learning_rate, beta, seed, device, config_file, resume, shared_decoder, on_bad_input,
+            autocast, quiet) -> None:
+    """Train a model on MANIFEST into RUN_DIR.
+
+    RUN_DIR gets config.json, model.safetensors (after every epoch), metrics.jsonl,
+    checkpoint/ (for --resume) and plots/. Under torchrun the same command trains with
+    DistributedDataParallel.
+
+    \b
+    Examples:
+      polyvae train runs/mvae --data data/manifest.csv --modalities image,text --epochs 20
+      polyvae train runs/ae --data data/manifest.csv --model conv-ae --modalities image
+      polyvae train runs/mvae --data data/manifest.csv --resume
+      torchrun --nproc_per_node 2 .venv/bin/polyvae train runs/ddp --data data/manifest.csv
+    """
+    config = build_config(config_file, {
+        "model": {"model": model, "modalities": split_list(modalities) or None, "fusion": fusion,
+                  "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder},
+        "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                  "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast},
+    })
+    run_training(run_dir, manifest, config, resume=resume, quiet=quiet)
+    if not quiet:
+        click.echo(f"trained: {run_dir}", err=True)

@@ -1,0 +1,1 @@
+"""Measuring a trained run: coherence, likelihoods, reconstruction, probes."""

@@ -1,0 +1,133 @@
+"""``polyvae evaluate``: one JSON object of figures for a trained run.
+
+Each figure is a *section*: a function of an :class:`EvaluationContext` returning a dict
+(or None when it does not apply). Sections are listed in :data:`SECTIONS`; adding a
+measurement means adding a function there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from polyvae.core.dataset import TensorData
+from polyvae.core.manifest import read_manifest
+from polyvae.core.run import LoadedRun
+from polyvae.core.training import evaluate_loss
+
+from .classifiers import ModalityClassifier
+from .coherence import coherence_table, fit_classifiers, labelled
+
+
+@dataclass
+class EvaluationContext:
+    run: LoadedRun
+    reference: TensorData            # real rows the classifiers / probes are fitted on
+    rows: TensorData                 # rows being evaluated (held out when possible)
+    device: torch.device
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+    _classifiers: dict[str, ModalityClassifier] | None = None
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return labelled(self.rows)
+
+    @property
+    def classifiers(self) -> dict[str, ModalityClassifier]:
+        if self._classifiers is None:
+            ref_labels = labelled(self.reference)
+            self._classifiers = fit_classifiers(self.reference, ref_labels) if ref_labels is not None else {}
+        return self._classifiers
+
+
+def section_loss(ctx: EvaluationContext) -> dict:
+    """Mean negative ELBO (the training objective at full KL weight) and its terms."""
+    terms = evaluate_loss(ctx.run.model, ctx.rows, 256, float("inf"), ctx.device)
+    out = {"loss": terms.pop("loss", float("nan"))}
+    if "elbo" in terms:
+        out["elbo"] = terms.pop("elbo")
+    out.update({k: v for k, v in terms.items() if k != "beta"})
+    return {"objective": out}
+
+
+@torch.no_grad()
+def section_reconstruction(ctx: EvaluationContext) -> dict:
+    """Mean reconstruction error per modality from all present modalities (modality.distance)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    model = ctx.run.model
+    for start in range(0, len(ctx.rows), 256):
+        batch = ctx.rows.batch(slice(start, start + 256)).to(ctx.device)
+        for m, err in model.reconstruction_error(batch).items():
+            have = batch.present[m]
+            sums[m] = sums.get(m, 0.0) + float(err[have].sum())
+            counts[m] = counts.get(m, 0) + int(have.sum())
+    return {"reconstruction": {m: sums[m] / counts[m] for m in sums if counts[m]}}
+
+
+def section_classifiers(ctx: EvaluationContext) -> dict | None:
+    """Accuracy of the judging classifiers on real held-out rows: the ceiling of coherence."""
+    if ctx.labels is None or not ctx.classifiers:
+        return None
+    labels = ctx.labels
+    out = {}
+    for m, clf in ctx.classifiers.items():
+        have = ctx.rows.present[m].numpy() & (labels != "")
+        if have.any():
+            out[m] = round(clf.accuracy(ctx.rows.data[m][torch.as_tensor(have)], labels[have]), 4)
+    return {"classifier_accuracy_on_real": out}
+
+
+def section_coherence(ctx: EvaluationContext) -> dict | None:
+    """Cross-modal coherence per given subset -> target, grouped by subset size."""
+    if ctx.labels is None or len(ctx.run.modalities) < 2 or not ctx.classifiers:
+        return None
+    return {"coherence": coherence_table(ctx.run.model, ctx.rows, ctx.labels, ctx.classifiers,
+                                         device=ctx.device, seed=ctx.seed)}
+
+
+SECTIONS: list[Callable[[EvaluationContext], dict | None]] = [
+    section_loss, section_reconstruction, section_classifiers, section_coherence,
+]
+
+
+def evaluate_run(run: LoadedRun, manifest: Path, device: torch.device, seed: int = 0,
+                 progress=None) -> dict:
+    """All sections on ``manifest``: its held-out split when it is the training manifest."""
+    from polyvae.pipelines.run_data import held_out, is_training_manifest, read_rows
+
+    kwargs = {"progress": progress} if progress is not None else {}
+    data = read_rows(run, manifest, **kwargs)
+    notes = []
+    if is_training_manifest(run, manifest):
+        reference, rows = held_out(run, data)
+        if len(rows) == 0:
+            reference, rows = data, data
+            notes.append("no held-out rows in the training manifest: figures are on training rows")
+        else:
+            notes.append(f"training manifest: evaluated on its {len(rows)} held-out rows")
+    else:
+        trained_on = run.config.data.get("manifest")
+        reference = rows = data
+        if trained_on and Path(trained_on).exists():
+            try:
+                reference, _ = held_out(run, read_rows(run, Path(trained_on), **kwargs))
+                notes.append("classifiers fitted on the run's training rows")
+            except Exception:   # the training manifest changed since; judge with this data
+                notes.append("classifiers fitted on the evaluated data itself")
+        else:
+            notes.append("training manifest not found: classifiers fitted on the evaluated data itself")
+    ctx = EvaluationContext(run, reference, rows, device, seed, notes)
+    run.model.to(device).eval()
+    torch.manual_seed(seed)
+    result: dict = {"run": str(run.path), "data": str(manifest), "rows": len(rows)}
+    for section in SECTIONS:
+        part = section(ctx)
+        if part:
+            result.update(part)
+    result["notes"] = ctx.notes
+    return result

@@ -1,0 +1,148 @@
+"""Images from any file PIL reads, resized to a square, as (C, S, S) floats in [0, 1]."""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.modality import Modality
+
+from .networks import ImageDecoder, ImageEncoder
+
+OPTIONS = {"size": 32, "channels": "auto", "likelihood": "bernoulli", "width": 32, "hidden": 256,
+           "private_dim": 0}
+
+
+class ImageModality(Modality):
+    """``image``: grayscale or RGB; Bernoulli (default) or Gaussian pixel likelihood."""
+
+    name = "image"
+    extension = "png"
+    cell_is_path = True
+    version = "1"
+    description = "images (any format PIL reads), conv encoder/decoder, Bernoulli or Gaussian pixels"
+
+    def __init__(self, **options: Any):
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise UsageError(f"unknown image option(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(OPTIONS))}")
+        merged = {**OPTIONS, **options}
+        super().__init__(**merged)
+        self.size = int(merged["size"])
+        if self.size < 8 or self.size % 4:
+            raise UsageError(f"image size must be a multiple of 4 and at least 8, got {self.size}")
+        if merged["likelihood"] not in ("bernoulli", "gaussian"):
+            raise UsageError(f"image likelihood must be bernoulli or gaussian, got {merged['likelihood']}")
+        self.channels = None if merged["channels"] == "auto" else int(merged["channels"])
+
+    # ---- data ---------------------------------------------------------------------------
+    def read(self, cell: str, base_dir: Path) -> np.ndarray:
+        path = Path(base_dir) / cell
+        if not path.exists():
+            raise BadInput("image file not found")
+        if path.is_dir():
+            raise BadInput("is a folder, not an image file")
+        if path.stat().st_size == 0:
+            raise BadInput("empty file (0 bytes)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img.load()
+                    gray = img.mode in ("1", "L", "LA", "I", "I;16", "F") or (
+                        img.mode == "P" and _palette_is_gray(img))
+                    rgb = _to_rgb(img)
+        except UnidentifiedImageError:
+            raise BadInput("not an image PIL can read (wrong extension or corrupt file?)") from None
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+                Image.DecompressionBombError) as exc:
+            raise BadInput(f"cannot decode image ({exc})") from None
+        if rgb.width == 0 or rgb.height == 0:
+            raise BadInput("image has zero width or height")
+        resized = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        array = np.asarray(resized, dtype=np.uint8)
+        return array[..., :1] if gray else array
+
+    def fit(self, raws: list[np.ndarray]) -> None:
+        if self.channels is None:
+            self.channels = 1 if all(r.shape[-1] == 1 for r in raws) else 3
+
+    def preprocess(self, raws: list[np.ndarray]) -> torch.Tensor:
+        c = self._channels()
+        arrays = [r if r.shape[-1] == c else (np.repeat(r, 3, -1) if c == 3 else
+                                             r.mean(-1, keepdims=True).astype(np.uint8)) for r in raws]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+        return batch
+
+    def state(self) -> dict[str, Any]:
+        return {"channels": self._channels(), "size": self.size}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state:
+            self.channels = int(state["channels"])
+
+    def num_elements(self) -> int:
+        return self._channels() * self.size * self.size
+
+    def _channels(self) -> int:
+        if self.channels is None:
+            raise UsageError("image modality used before fit(): number of channels unknown")
+        return self.channels
+
+    # ---- networks -----------------------------------------------------------------------
+    def build_encoder(self, latent_dim: int) -> torch.nn.Module:
+        return ImageEncoder(self._channels(), self.size, latent_dim + self.private_dim,
+                            self.options["width"], self.options["hidden"])
+
+    def build_decoder(self, input_dim: int) -> torch.nn.Module:
+        return ImageDecoder(self._channels(), self.size, input_dim, self.options["width"],
+                            self.options["hidden"], gaussian=self.options["likelihood"] == "gaussian")
+
+    def log_likelihood(self, params, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if isinstance(params, tuple):
+            mean, log_sigma = params
+            log_sigma = log_sigma.float().clamp(-7.0, 2.0)
+            per = -0.5 * ((x - mean.float()) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * math.log(2 * math.pi)
+            return per.flatten(1).sum(1)
+        return -F.binary_cross_entropy_with_logits(params.float(), x, reduction="none").flatten(1).sum(1)
+
+    def generate(self, decoder: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+        out = decoder(h)
+        if isinstance(out, tuple):
+            return out[0].float().clamp(0, 1)
+        return torch.sigmoid(out.float())
+
+    # ---- files --------------------------------------------------------------------------
+    def render(self, x: torch.Tensor, path: Path) -> None:
+        array = (x.detach().float().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+        array = np.transpose(array, (1, 2, 0))
+        image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+        image.save(path)
+
+
+def _palette_is_gray(img: Image.Image) -> bool:
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with transparency composited on white (scans and icons often carry alpha)."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I", "I;16", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+        return Image.fromarray(a.astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")

@@ -1,0 +1,101 @@
+"""Text cells as character ids; the vocabulary is fitted on training texts and saved with the run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.modality import Modality
+
+from .networks import CNNTextEncoder, GRUTextEncoder, TextDecoder
+from .vocabulary import PAD, Vocabulary
+
+OPTIONS = {"max_length": 64, "encoder": "cnn", "embed": 64, "hidden": 128, "private_dim": 0}
+
+
+class TextModality(Modality):
+    """``text``: the cell holds the text itself; character-level, autoregressive decoder."""
+
+    name = "text"
+    extension = "txt"
+    cell_is_path = False
+    version = "1"
+    description = "character-level text in the manifest cell; CNN or GRU encoder, GRU decoder"
+
+    def __init__(self, **options: Any):
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise UsageError(f"unknown text option(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(OPTIONS))}")
+        merged = {**OPTIONS, **options}
+        if merged["encoder"] not in ("cnn", "gru"):
+            raise UsageError(f"text encoder must be cnn or gru, got {merged['encoder']}")
+        super().__init__(**merged)
+        self.vocab: Vocabulary | None = None
+        self.length = 0
+        self.mean_length = 0.0
+
+    def read(self, cell: str, base_dir: Path) -> str:
+        text = cell.strip()
+        if not text:
+            raise BadInput("empty text (only whitespace)")
+        if any(ord(c) < 32 and c not in "\t\n" for c in text):
+            raise BadInput("text contains control characters")
+        return text
+
+    def fit(self, raws: list[str]) -> None:
+        self.vocab = Vocabulary.fit(raws)
+        longest = max(len(t) for t in raws)
+        self.length = min(int(self.options["max_length"]), longest + 1)
+        self.mean_length = sum(min(len(t) + 1, self.length) for t in raws) / len(raws)
+
+    def preprocess(self, raws: list[str]) -> torch.Tensor:
+        return self._vocab().encode(raws, self.length)
+
+    def state(self) -> dict[str, Any]:
+        return {"chars": self._vocab().chars, "length": self.length, "mean_length": self.mean_length}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state:
+            self.vocab = Vocabulary(list(state["chars"]))
+            self.length = int(state["length"])
+            self.mean_length = float(state["mean_length"])
+
+    def num_elements(self) -> int:
+        return max(1, round(self.mean_length))
+
+    def _vocab(self) -> Vocabulary:
+        if self.vocab is None:
+            raise UsageError("text modality used before fit(): no vocabulary")
+        return self.vocab
+
+    def build_encoder(self, latent_dim: int) -> torch.nn.Module:
+        cls = CNNTextEncoder if self.options["encoder"] == "cnn" else GRUTextEncoder
+        return cls(len(self._vocab()), latent_dim + self.private_dim, self.options["embed"],
+                   self.options["hidden"])
+
+    def build_decoder(self, input_dim: int) -> torch.nn.Module:
+        return TextDecoder(len(self._vocab()), input_dim, self.length, self.options["embed"],
+                           self.options["hidden"])
+
+    def log_likelihood(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Sum of log-probabilities of every character up to and including the end symbol."""
+        nll = F.cross_entropy(params.float().transpose(1, 2), x, ignore_index=PAD, reduction="none")
+        return -nll.sum(1)
+
+    def generate(self, decoder: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return decoder(h)
+
+    def to_text(self, ids: torch.Tensor) -> str:
+        return self._vocab().decode(ids)
+
+    def render(self, x: torch.Tensor, path: Path) -> None:
+        Path(path).write_text(self.to_text(x) + "\n", encoding="utf-8")
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Share of positions (up to the target's end) where the characters differ."""
+        mask = y != PAD
+        return ((x != y) & mask).sum(1).float() / mask.sum(1).clamp_min(1).float()
