@@ -126,3 +126,22 @@ def test_missing_modality_rows_get_no_gradient_from_absent_terms():
     out = model(batch, epoch=10)
     assert torch.isfinite(out.loss)
     assert "nll/b" not in out.terms and "nll/a" in out.terms
+
+
+def test_shared_decoder_is_one_backbone_with_small_heads():
+    from polyvae.plugins.image.modality import ImageModality
+    from polyvae.plugins.text.modality import TextModality
+    image, text = ImageModality(size=8), TextModality()
+    image.load_state({"channels": 1, "size": 8})
+    text.fit(["one", "two"])
+    cfg = ModelConfig(latent_dim=4, hidden_dim=32, shared_decoder=True)
+    model = MultimodalVAE({"image": image, "text": text}, cfg, ProductOfExperts())
+    assert model.backbone is not None
+    assert model.decoders["image"].fc[0].in_features == 32         # heads read the backbone
+    separate = MultimodalVAE({"image": image, "text": text}, ModelConfig(latent_dim=4), ProductOfExperts())
+    assert separate.backbone is None and separate.decoders["image"].fc[0].in_features == 4
+    batch = Batch({"image": torch.rand(3, 1, 8, 8), "text": text.preprocess(["one", "two", "one"])},
+                  {"image": torch.ones(3, dtype=torch.bool), "text": torch.ones(3, dtype=torch.bool)})
+    out = model(batch, epoch=1.0)
+    out.loss.backward()
+    assert model.backbone.net[0].weight.grad.abs().sum() > 0
