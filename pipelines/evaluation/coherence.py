@@ -69,3 +69,20 @@ def coherence_table(model: AutoencoderModel, data: TensorData, labels: np.ndarra
                 acc = classifiers[target].accuracy(gen[torch.as_tensor(keep)], labels[rows][keep])
                 table.setdefault(str(size), {})[f"{'+'.join(given)}->{target}"] = round(acc, 4)
     return table
+
+
+@torch.no_grad()
+def joint_coherence(model: AutoencoderModel, classifiers: dict[str, ModalityClassifier],
+                    samples: int = 500, device="cpu", seed: int = 0) -> float | None:
+    """Share of prior samples whose decoded modalities all get the same label."""
+    mods = [m for m in model.modalities if m in classifiers]
+    if len(mods) < 2:
+        return None
+    latent = model.latent_dim
+    generator = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(samples, latent, generator=generator, device=device)
+    private = {m: torch.randn(samples, model.modalities[m].private_dim, generator=generator, device=device)
+               for m in mods if model.modalities[m].private_dim}
+    decoded = model.decode(z, mods, private)
+    predictions = np.stack([classifiers[m].predict(decoded[m].cpu()) for m in mods])
+    return round(float((predictions == predictions[0]).all(0).mean()), 4)
