@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polyvae.pipelines.commands.generate",
     "polyvae.pipelines.commands.encode",
     "polyvae.pipelines.commands.evaluate",
+    "polyvae.pipelines.commands.interpolate",
     "polyvae.pipelines.commands.demo",
 )
 
