@@ -92,6 +92,9 @@ class ImageModality(Modality):
     def num_elements(self) -> int:
         return self._channels() * self.size * self.size
 
+    def data_shape(self) -> tuple[int, ...]:
+        return (self._channels(), self.size, self.size)
+
     def _channels(self) -> int:
         if self.channels is None:
             raise UsageError("image modality used before fit(): number of channels unknown")

@@ -22,6 +22,7 @@ class TextModality(Modality):
     name = "text"
     extension = "txt"
     cell_is_path = False
+    discrete = True
     version = "1"
     description = "character-level text in the manifest cell; CNN or GRU encoder, GRU decoder"
 
@@ -66,6 +67,9 @@ class TextModality(Modality):
 
     def num_elements(self) -> int:
         return max(1, round(self.mean_length))
+
+    def data_shape(self) -> tuple[int, ...]:
+        return (self.length,)
 
     def _vocab(self) -> Vocabulary:
         if self.vocab is None:
