@@ -1,0 +1,68 @@
+"""Mixture of products of experts (MoPoE, Sutter et al. 2021).
+
+There is one component per non-empty subset ``s`` of the M modalities (``C = 2^M - 1``,
+in the order of :func:`all_subsets`), and component ``s`` is the product of the experts
+in ``s`` with a N(0, I) prior expert (:func:`polyvae.core.experts.product_of_experts`).
+
+Missing modalities. MoPoE's posterior for a row is the uniform mixture over the
+non-empty subsets *of the modalities the row has*. A subset that contains a missing
+modality fuses, after dropping it, to the same product as a smaller subset: a
+duplicate. Those get weight 0, and only the subsets fully contained in the present set
+are weighted (uniformly, ``1 / (2^k - 1)`` each for k present modalities). Weighting
+every subset that meets the present set instead would give the same mixture (each
+distinct product is repeated ``2^(M-k)`` times), but would spend a stratified sample and
+a decoder pass on every duplicate. The duplicates are still computed (over the present
+part of the subset), so every component is finite. A row with nothing present gets the
+prior as its single weighted component.
+
+All subsets are fused in one vectorised call: the subsets are folded into the batch
+axis, ``(M, C*B, D)``, so there is no Python loop over subsets or rows.
+"""
+from __future__ import annotations
+
+import torch
+
+from polyvae.core.errors import UsageError
+from polyvae.core.experts import ExpertStack, product_of_experts
+from polyvae.core.fusion import FusedPosterior, Fusion, uniform_weights
+from polyvae.core.hookspecs import hookimpl
+
+from .moe import weight_dtype
+
+#: 2^12 - 1 = 4095 components per row is already far beyond what is useful
+MAX_MODALITIES = 12
+
+
+def all_subsets(num_modalities: int, device=None) -> torch.Tensor:
+    """Bool ``(2^M - 1, M)``: row ``c`` is the subset whose bitmask is ``c + 1``."""
+    codes = torch.arange(1, 2 ** num_modalities, device=device)
+    bits = 2 ** torch.arange(num_modalities, device=device)
+    return (codes[:, None] & bits[None, :]) != 0
+
+
+class MixtureOfProductsOfExperts(Fusion):
+    name = "mopoe"
+    description = "mixture over subsets of products of experts with a prior expert (MoPoE)"
+
+    def fuse(self, experts: ExpertStack) -> FusedPosterior:
+        M, B, D = experts.mu.shape
+        if M > MAX_MODALITIES:
+            raise UsageError(f"mopoe fusion needs 2^M - 1 components; {M} modalities is too many "
+                             f"(at most {MAX_MODALITIES}); use poe or moe")
+        subsets = all_subsets(M, experts.mu.device)                     # (C, M)
+        C = subsets.shape[0]
+        present = experts.present                                       # (M, B)
+        member = subsets.T[:, :, None] & present[:, None, :]            # (M, C, B)
+        folded = ExpertStack(experts.mu[:, None].expand(M, C, B, D).reshape(M, C * B, D),
+                             experts.logvar[:, None].expand(M, C, B, D).reshape(M, C * B, D),
+                             member.reshape(M, C * B))
+        product = product_of_experts(folded, prior_expert=True)
+        contained = (~subsets[:, :, None] | present[None]).all(1)       # (C, B): s within present
+        contained[0] |= ~present.any(0)   # nothing given: component 0 is the prior expert alone
+        weights = uniform_weights(contained).to(weight_dtype(product.mu.dtype))
+        return FusedPosterior(product.mu.view(C, B, D), product.logvar.view(C, B, D), weights)
+
+
+@hookimpl
+def polyvae_register_fusions(register):
+    register(MixtureOfProductsOfExperts)
