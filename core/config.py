@@ -54,6 +54,8 @@ class TrainConfig:
     autocast: str = "off"
     compile: bool = False
     grad_clip: float = 10.0
+    #: learning-rate schedule over the epochs: "constant" or "cosine" (to 0 at the last epoch)
+    lr_schedule: str = "constant"
 
 
 @dataclass

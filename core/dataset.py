@@ -1,10 +1,12 @@
 """Manifest rows decoded once by the modality plugins and cached as tensors."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from .batch import Batch
@@ -58,13 +60,44 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[list[i
     return sorted(perm[n_val:]), sorted(perm[:n_val])
 
 
+def _non_finite(raw: object) -> bool:
+    """True for a floating-point array or tensor holding NaN or inf (strings etc. are fine)."""
+    if isinstance(raw, torch.Tensor):
+        return bool(raw.is_floating_point() or raw.is_complex()) and not bool(torch.isfinite(raw).all())
+    if isinstance(raw, np.ndarray) and raw.dtype.kind in "fc":
+        return not bool(np.isfinite(raw).all())
+    if isinstance(raw, float):
+        return not math.isfinite(raw)
+    return False
+
+
+def _cell_file(manifest: Manifest, mod: Modality, cell: str) -> Path:
+    """What a message about a cell names: the file for path cells, else the manifest."""
+    return (manifest.base_dir / cell.strip()) if mod.cell_is_path else manifest.path
+
+
+def _read(mod: Modality, name: str, cell: str, base_dir: Path) -> object:
+    """``mod.read``; a decoder that fails in a way the plugin did not foresee (a crafted file
+    tripping an ``IndexError`` deep in a codec) still becomes a located :class:`BadInput`."""
+    try:
+        return mod.read(cell, base_dir)
+    except BadInput:
+        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:160]
+        raise BadInput(f"the {name} plugin could not read it ({type(exc).__name__}: {text})") from None
+
+
 def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str = "fail",
                progress: Progress = _no_progress) -> tuple[dict[str, dict[int, object]], list[int], list[BadInput]]:
     """Decode every non-empty cell; the validation pass that runs before any training.
 
     Returns raw values by modality and row index, the kept row indices, and the bad cells
     skipped. With ``on_bad_input="fail"`` the first bad cell raises :class:`BadInput` naming
-    the file and row; with ``"skip"`` its whole row is dropped and counted.
+    the file and row; with ``"skip"`` its whole row is dropped and counted. A value a plugin
+    returns with NaN or inf in it is a bad cell too, whatever the plugin.
     """
     raws: dict[str, dict[int, object]] = {m: {} for m in modalities}
     bad: list[BadInput] = []
@@ -78,10 +111,12 @@ def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input
             if cell == "":
                 continue
             try:
-                raws[name][i] = mod.read(cell, manifest.base_dir)
+                raw = _read(mod, name, cell, manifest.base_dir)
+                if _non_finite(raw):
+                    raise BadInput("non-finite values (NaN or inf) in the data")
+                raws[name][i] = raw
             except BadInput as err:
-                located = err.located(file=(manifest.base_dir / cell) if mod.cell_is_path else manifest.path,
-                                      row=i + 1, modality=name)
+                located = err.located(file=_cell_file(manifest, mod, cell), row=i + 1, modality=name)
                 if on_bad_input != "skip":
                     raise located from None
                 bad.append(located)
@@ -89,41 +124,65 @@ def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input
     kept = [i for i in range(len(manifest)) if i not in bad_rows
             and any(i in raws[m] for m in modalities)]
     if not kept:
-        what = ", ".join(modalities)
-        raise BadManifest(f"{manifest.path}: no usable rows (no row has a valid {what} cell"
-                          + (f"; {len(bad)} bad cell(s) skipped" if bad else "") + ")")
+        _no_usable_rows(manifest, modalities, bad)
     return raws, kept, bad
 
 
+def _no_usable_rows(manifest: Manifest, modalities: dict[str, Modality], bad: list[BadInput]) -> None:
+    what = ", ".join(modalities)
+    detail = f"; {len(bad)} bad row(s) skipped, first: {bad[0].message()}" if bad else ""
+    raise BadManifest(f"{manifest.path}: no usable rows (no row has a valid {what} cell{detail})")
+
+
 def build_tensors(manifest: Manifest, modalities: dict[str, Modality], raws: dict[str, dict[int, object]],
-                  kept: list[int], progress: Progress = _no_progress) -> TensorData:
-    """Preprocess raw values of ``kept`` rows into tensors (modalities must already be fitted)."""
-    data, present = {}, {}
+                  kept: list[int], progress: Progress = _no_progress, on_bad_input: str = "fail") -> TensorData:
+    """Preprocess raw values of ``kept`` rows into tensors (modalities must already be fitted).
+
+    A row whose preprocessed values are not finite is a :class:`BadInput` (or, with
+    ``on_bad_input="skip"``, dropped and listed in the result's ``skipped``).
+    """
+    values: dict[str, torch.Tensor] = {}
+    have: dict[str, list[int]] = {}
+    bad: list[BadInput] = []
+    bad_rows: set[int] = set()
     for name, mod in modalities.items():
-        have = [i for i in kept if i in raws[name]]
-        if not have:
+        have[name] = [i for i in kept if i in raws[name]]
+        if not have[name]:
             raise BadManifest(f"{manifest.path}: column '{name}' has no usable cell")
         chunks = []
-        for start in progress(range(0, len(have), 256), f"preparing {name}"):
-            chunks.append(mod.preprocess([raws[name][i] for i in have[start:start + 256]]))
-        values = torch.cat(chunks)
-        finite = torch.isfinite(values.flatten(1).float()).all(1)
-        if not bool(finite.all()):
-            i = have[int((~finite).nonzero()[0])]
-            cell = manifest.rows[i].get(name, "")
-            raise BadInput("non-finite values after preprocessing",
-                           file=(manifest.base_dir / cell) if mod.cell_is_path else manifest.path,
+        for start in progress(range(0, len(have[name]), 256), f"preparing {name}"):
+            chunks.append(mod.preprocess([raws[name][i] for i in have[name][start:start + 256]]))
+        values[name] = torch.cat(chunks)
+        finite = torch.isfinite(values[name].flatten(1).float()).all(1)
+        for j in (~finite).nonzero().flatten().tolist():
+            i = have[name][j]
+            err = BadInput("non-finite values (NaN or inf) after preprocessing",
+                           file=_cell_file(manifest, mod, manifest.rows[i].get(name, "")),
                            row=i + 1, modality=name)
-        full = torch.zeros((len(kept),) + tuple(values.shape[1:]), dtype=values.dtype)
-        position = {r: k for k, r in enumerate(kept)}
-        where = torch.tensor([position[i] for i in have], dtype=torch.long)
-        full[where] = values
+            if on_bad_input != "skip":
+                raise err
+            bad.append(err)
+            bad_rows.add(i)
+    if bad_rows:
+        kept = [i for i in kept if i not in bad_rows]
+        if not kept:
+            _no_usable_rows(manifest, modalities, bad)
+    position = {r: k for k, r in enumerate(kept)}
+    data, present = {}, {}
+    for name in modalities:
+        keep = [j for j, i in enumerate(have[name]) if i in position]
+        if not keep:
+            raise BadManifest(f"{manifest.path}: column '{name}' has no usable cell")
+        vals = values[name][torch.tensor(keep, dtype=torch.long)]
+        full = torch.zeros((len(kept),) + tuple(vals.shape[1:]), dtype=vals.dtype)
+        where = torch.tensor([position[have[name][j]] for j in keep], dtype=torch.long)
+        full[where] = vals
         mask = torch.zeros(len(kept), dtype=torch.bool)
         mask[where] = True
         data[name], present[name] = full, mask
     metadata = {c: [manifest.rows[i].get(c, "") for i in kept]
                 for c in manifest.columns if c not in modalities}
-    return TensorData(data, present, [i + 1 for i in kept], metadata)
+    return TensorData(data, present, [i + 1 for i in kept], metadata, skipped=bad)
 
 
 def load_tensors(manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str = "fail",
@@ -141,6 +200,6 @@ def load_tensors(manifest: Manifest, modalities: dict[str, Modality], on_bad_inp
             if not values:
                 values = [raws[name][i] for i in kept if i in raws[name]]
             mod.fit(values)
-    tensors = build_tensors(manifest, modalities, raws, kept, progress)
-    tensors.skipped = bad
+    tensors = build_tensors(manifest, modalities, raws, kept, progress, on_bad_input)
+    tensors.skipped = sorted(bad + tensors.skipped, key=lambda e: (e.row or 0, e.modality or ""))
     return tensors

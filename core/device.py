@@ -1,4 +1,10 @@
-"""Device choice and process-group set-up for torchrun."""
+"""Device choice and process-group set-up for torchrun.
+
+Under ``torchrun --nproc_per_node N polyvae train ...`` torchrun sets ``WORLD_SIZE``,
+``RANK``, ``LOCAL_RANK`` and the rendezvous address; :func:`init_distributed` joins the
+process group (gloo on CPU, NCCL on CUDA, one GPU per local rank). Outside torchrun the
+same code runs as a world of one and none of the collectives below do anything.
+"""
 from __future__ import annotations
 
 import os
@@ -46,11 +52,34 @@ def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise UsageError(f"local rank {local} has no GPU: {torch.cuda.device_count()} visible; "
+                             f"use --nproc_per_node <= {torch.cuda.device_count()} or --device cpu")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Distributed(rank, world, local), device
+
+
+def all_reduce_sum(ctx: Distributed, values: torch.Tensor) -> torch.Tensor:
+    """Sum ``values`` over all ranks (in place, and returned); a no-op in a world of one."""
+    if ctx.active:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def any_rank(ctx: Distributed, flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is True on at least one (so all ranks stop together)."""
+    if not ctx.active:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    return bool(all_reduce_sum(ctx, value).item() > 0)
+
+
+def barrier(ctx: Distributed) -> None:
+    if ctx.active and dist.is_initialized():
+        dist.barrier()
 
 
 def shutdown_distributed(ctx: Distributed) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def _cell(value: str | None) -> str:
 
 
 def read_manifest(path: str | Path) -> Manifest:
-    """Parse ``path``; every structural problem is a :class:`BadManifest` naming the file."""
+    """Parse ``path``; every structural problem is a :class:`BadManifest` naming the file.
+
+    Rows are numbered as records: data row 1 is the first record after the header, however
+    many physical lines a quoted cell spans. Blank lines are not records.
+    """
     path = Path(path)
     if not path.exists():
         raise BadManifest(f"{path}: manifest not found")
@@ -50,28 +55,52 @@ def read_manifest(path: str | Path) -> Manifest:
         raise BadManifest(f"{path}: is a folder; pass the manifest CSV inside it")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadManifest(f"{path}: not a UTF-8 text file (is it really a CSV?)") from None
+    except UnicodeDecodeError as exc:
+        raise BadManifest(f"{path}: not a UTF-8 text file (byte {exc.start}; is it really a CSV?)") from None
     except OSError as exc:
         raise BadManifest(f"{path}: cannot read ({exc.strerror})") from None
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames:
-        raise BadManifest(f"{path}: empty manifest (no header row)")
-    columns = [c.strip() for c in reader.fieldnames]
+    if "\x00" in text:
+        raise BadManifest(f"{path}: contains NUL bytes; not a CSV text file")
+    # newline="" keeps \r, \u2028 and friends inside quoted cells; str.splitlines() would cut there
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = _records(reader, path)
+    try:
+        header = next(records)
+    except StopIteration:
+        raise BadManifest(f"{path}: empty manifest (no header row)") from None
+    columns = [c.strip() for c in header]
     if len(set(columns)) != len(columns):
         dup = sorted({c for c in columns if columns.count(c) > 1})
-        raise BadManifest(f"{path}: duplicate column(s) {', '.join(dup)}")
+        raise BadManifest(f"{path}: duplicate column(s) {', '.join(repr(c) for c in dup)}")
     rows = []
-    try:
-        for number, raw in enumerate(reader, start=1):
-            if None in raw:
-                raise BadManifest(f"{path}: row {number}: more cells than header columns")
-            rows.append({k.strip(): _cell(v) for k, v in raw.items() if k is not None})
-    except csv.Error as exc:
-        raise BadManifest(f"{path}: row {reader.line_num - 1}: malformed CSV ({exc})") from None
+    for number, cells in enumerate(records, start=1):
+        if len(cells) > len(columns):
+            raise BadManifest(f"{path}: row {number}: {len(cells)} cells but the header has "
+                              f"{len(columns)} column{'s' if len(columns) != 1 else ''} (an unquoted comma?)")
+        cells = cells + [""] * (len(columns) - len(cells))
+        rows.append({c: _cell(v) for c, v in zip(columns, cells)})
     if not rows:
         raise BadManifest(f"{path}: no data rows")
     return Manifest(path=path, columns=columns, rows=rows)
+
+
+def _records(reader, path: Path):
+    """Non-blank records of ``reader``; a CSV syntax error names its data row and line."""
+    number, line = -1, 1                       # the header is record 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"row {number + 1} (line {line})" if number >= 0 else f"header (line {line})"
+            raise BadManifest(f"{path}: {where}: malformed CSV ({exc}"
+                              + ("; an unclosed quote?" if "end of data" in str(exc) else "") + ")") from None
+        line = reader.line_num + 1
+        if not cells:
+            continue
+        number += 1
+        yield cells
 
 
 def write_manifest(path: str | Path, rows: list[dict[str, str]], columns: list[str]) -> None:

@@ -74,23 +74,39 @@ def read_config(run_dir: Path) -> RunConfig:
     if not path.exists():
         raise IncompatibleRun(f"{run_dir}: not a polyvae run (no {CONFIG})")
     try:
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise IncompatibleRun(f"{path}: unreadable run config ({exc})") from None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise TypeError("not a JSON object")
+        return RunConfig.from_dict(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError, ValueError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise IncompatibleRun(f"{path}: unreadable run config ({type(exc).__name__}: {text})") from None
 
 
 def check_plugins(config: RunConfig, registry: Registry) -> None:
-    """Refuse a run whose plugins are missing here or installed at another version."""
+    """Refuse a run whose plugins are missing here or installed at another version.
+
+    The message names the plugin, its kind, the version the run needs and the package that
+    provides it, so the fix (``pip install <package>==<version>``) is in the error.
+    """
     tables = {"modality": registry.modalities, "fusion": registry.fusions, "model": registry.models}
+    if not isinstance(config.plugins, dict):
+        raise IncompatibleRun(f"{CONFIG}: 'plugins' must be an object of kind:name -> version")
     for key, need in config.plugins.items():
-        kind, name = key.split(":", 1)
-        if name not in tables.get(kind, {}):
-            raise IncompatibleRun(f"this run needs the {kind} plugin '{name}' "
-                                  f"(package {need.get('package')}), which is not installed")
-        have = registry.info[(kind, name)].version
-        if have != need.get("version"):
+        kind, _, name = str(key).partition(":")
+        need = need if isinstance(need, dict) else {"version": str(need)}
+        package = need.get("package") or "?"
+        if kind not in tables or not name:
+            raise IncompatibleRun(f"this run needs the plugin '{key}' of unknown kind '{kind}' "
+                                  f"(package {package}); this polyvae knows modality, fusion and model plugins")
+        if name not in tables[kind]:
+            raise IncompatibleRun(f"this run needs the {kind} plugin '{name}' version {need.get('version')} "
+                                  f"(package {package}), which is not installed")
+        have = registry.info[(kind, name)]
+        if have.version != need.get("version"):
             raise IncompatibleRun(f"this run was trained with {kind} plugin '{name}' version "
-                                  f"{need.get('version')}, but version {have} is installed")
+                                  f"{need.get('version')} (package {package}), but version {have.version} "
+                                  f"(package {have.package}) is installed")
 
 
 def load_run(run_dir: str | Path, registry: Registry | None = None, device: str | torch.device = "cpu") -> LoadedRun:
@@ -101,7 +117,11 @@ def load_run(run_dir: str | Path, registry: Registry | None = None, device: str 
     check_plugins(config, registry)
     modalities = build_modalities(config, registry)
     for name, mod in modalities.items():
-        mod.load_state(config.modality_states.get(name, {}))
+        try:
+            mod.load_state(config.modality_states.get(name, {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IncompatibleRun(f"{run_dir / CONFIG}: fitted state of modality '{name}' is unusable "
+                                  f"({type(exc).__name__}: {exc})") from None
     model = build_model(config, modalities, registry)
     weights_path = run_dir / WEIGHTS
     if not weights_path.exists():
@@ -109,7 +129,9 @@ def load_run(run_dir: str | Path, registry: Registry | None = None, device: str 
     try:
         state = load_file(str(weights_path))
     except Exception as exc:
-        raise IncompatibleRun(f"{weights_path}: not a valid safetensors file ({exc})") from None
+        text = " ".join(str(exc).split())[:200]
+        raise IncompatibleRun(f"{weights_path}: not a valid safetensors file, refused without "
+                              f"unpickling ({text})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -2,37 +2,54 @@
 
 It validates the whole manifest before the first epoch, writes the run directory after
 each complete epoch (rank 0 only, atomically) and resumes from the last one.
+
+Randomness that shapes the weights (reparameterisation noise, subset sampling, dropout)
+is drawn from the torch RNG re-seeded at every step from ``(seed, epoch, step, rank)``, and
+the row order of an epoch from ``(seed, epoch)``. So nothing that runs between steps (the
+validation pass, plots, a checkpoint round-trip) can change what training draws, and a run
+resumed after ``kill -9`` ends with the same weights as one never interrupted.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 from . import __version__
-from .atomic import write_text_atomic
+from .atomic import remove_stale_temporaries, write_text_atomic, written_paths
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .dataset import Progress, TensorData, _no_progress, load_tensors, split_indices
-from .device import Distributed, init_distributed, resolve_device, shutdown_distributed
+from .device import (Distributed, any_rank, barrier, init_distributed, resolve_device,
+                     shutdown_distributed)
 from .errors import TrainingDiverged, UsageError
 from .manifest import read_manifest
 from .modality import Modality
 from .models import AutoencoderModel
 from .plugins import Registry, get_registry
-from .run import CONFIG, build_model, build_modalities, plugin_versions, read_config, save_run
+from .run import CONFIG, build_model, build_modalities, check_plugins, plugin_versions, read_config, save_run
 
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint"
+SCHEDULES = ("constant", "cosine")
+#: when set, every rank writes its final weights and the paths it wrote into this folder
+#: (``rank<r>.safetensors``, ``rank<r>.json``): how the DDP test compares the ranks
+DEBUG_DUMP_ENV = "POLYVAE_DEBUG_DUMP_DIR"
+#: settings of how to run (not what to train) that ``--resume`` takes from the command line
+RESUME_OVERRIDES = ("epochs", "device", "on_bad_input")
 
 
 @dataclass
@@ -69,6 +86,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
+    """The torch seed of one training step: a hash of where the step is, so it never depends
+    on what ran before it."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{step}:{rank}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
 def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit: bool,
                  progress: Progress = _no_progress) -> PreparedData:
     """Validate and decode the manifest, fit the modalities on the training split if ``fit``."""
@@ -100,14 +124,17 @@ def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit
     return PreparedData(modalities, data.subset(train_idx), data.subset(val_idx), data.skipped)
 
 
-def _epoch_order(n: int, seed: int, epoch: int, ctx: Distributed) -> torch.Tensor:
-    """Shuffled row order of an epoch, the same on every rank; each rank takes its stride."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=gen)
-    if ctx.active:
-        usable = (n // ctx.world_size) * ctx.world_size
-        order = order[:usable][ctx.rank::ctx.world_size]
-    return order
+def epoch_order(n: int, seed: int, epoch: int, ctx: Distributed) -> torch.Tensor:
+    """This rank's rows of an epoch, from a :class:`DistributedSampler` over ``range(n)``.
+
+    Every rank shuffles alike and takes every ``world_size``-th row (the tail that does not
+    divide evenly is dropped), so step ``s`` of all ranks together covers exactly the rows
+    of step ``s`` of one process with the same global batch.
+    """
+    sampler = DistributedSampler(range(n), num_replicas=ctx.world_size, rank=ctx.rank,
+                                 shuffle=True, seed=seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
 
 
 def _autocast(config: RunConfig, device: torch.device):
@@ -117,36 +144,61 @@ def _autocast(config: RunConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
+def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer | None):
+    kind = config.train.lr_schedule
+    if kind not in SCHEDULES:
+        raise UsageError(f"unknown lr_schedule '{kind}'; use {' or '.join(SCHEDULES)}")
+    if optimizer is None or kind == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.train.epochs))
+
+
 @torch.no_grad()
 def evaluate_loss(model: AutoencoderModel, data: TensorData, batch_size: int, epoch: float,
-                  device: torch.device) -> dict[str, float]:
-    """Mean loss terms over ``data`` in eval mode."""
+                  device: torch.device, seed: int = 0) -> dict[str, float]:
+    """Mean loss terms over ``data`` in eval mode.
+
+    Its noise comes from ``seed`` in a forked RNG, so the numbers are reproducible and the
+    caller's RNG state is left exactly as it was.
+    """
     if len(data) == 0:
         return {}
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
     count = 0
-    for start in range(0, len(data), batch_size):
-        batch = data.batch(slice(start, start + batch_size)).to(device)
-        out = model(batch, epoch)
-        n = batch.size
-        sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
-        for k, v in out.terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * n
-        count += n
-    model.train()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, len(data), batch_size):
+            batch = data.batch(slice(start, start + batch_size)).to(device)
+            out = model(batch, epoch)
+            n = batch.size
+            sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
+            for k, v in out.terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+    model.train(was_training)
     return {k: v / count for k, v in sums.items()}
 
 
 def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, resume: bool = False,
           hooks: TrainingHooks | None = None, registry: Registry | None = None) -> AutoencoderModel:
-    """Train ``config`` on ``manifest_path`` into ``run_dir``; returns the trained model."""
+    """Train ``config`` on ``manifest_path`` into ``run_dir``; returns the trained model.
+
+    With ``resume`` and a run in ``run_dir``, the run's own ``config.json`` is used (only
+    the settings in :data:`RESUME_OVERRIDES` come from ``config``) and training continues
+    after the last complete epoch in ``run_dir/checkpoint``.
+    """
     run_dir, manifest_path = Path(run_dir), Path(manifest_path)
     hooks = hooks or TrainingHooks()
     registry = registry or get_registry()
     if resume and (run_dir / CONFIG).exists():
         saved = read_config(run_dir)
-        saved.train.epochs = config.train.epochs
+        check_plugins(saved, registry)
+        for key in RESUME_OVERRIDES:
+            setattr(saved.train, key, getattr(config.train, key))
         config = saved
     elif (run_dir / CONFIG).exists() and (run_dir / CHECKPOINT).exists() and not resume:
         raise UsageError(f"{run_dir} already holds a run; use --resume to continue it or pick a new folder")
@@ -158,94 +210,172 @@ def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, 
         shutdown_distributed(ctx)
 
 
-def _train(run_dir, manifest_path, config, resume, hooks, registry, device, ctx) -> AutoencoderModel:
+def _describe_data(config: RunConfig, manifest_path: Path, data: PreparedData, ctx: Distributed) -> dict:
+    return {"manifest": str(manifest_path.resolve()), "train_rows": len(data.train),
+            "validation_rows": len(data.validation), "skipped_rows": len(data.skipped),
+            "skipped": [e.message() for e in data.skipped[:100]],
+            "processes": ctx.world_size,
+            "tensors": {m: {"shape": list(t.shape[1:]), "dtype": str(t.dtype).removeprefix("torch.")}
+                        for m, t in data.train.data.items()}}
+
+
+def _diverged(what: str, epoch: int, step: int | None, run_dir: Path, last_good: int) -> TrainingDiverged:
+    where = f"in epoch {epoch + 1}, step {step + 1}" if step is not None else f"at the end of epoch {epoch + 1}"
+    kept = (f"{run_dir} keeps epoch {last_good}, the last good one" if last_good > 0
+            else "no epoch completed, so nothing was saved")
+    return TrainingDiverged(f"{what} {where}; training stopped and {kept}. "
+                            f"Try a lower learning rate (--lr) or check the data for extreme values.")
+
+
+def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, hooks: TrainingHooks,
+           registry: Registry, device: torch.device, ctx: Distributed) -> AutoencoderModel:
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)
-    seed_everything(config.train.seed)
+    seed = config.train.seed
+    seed_everything(seed)
     resuming = resume and bool(config.modality_states)
     data = prepare_data(config, manifest_path, registry, fit=not resuming, progress=hooks.progress)
     if data.skipped:
-        hooks.log(f"skipped {len(data.skipped)} bad row(s); first: {data.skipped[0].message()}")
+        hooks.log(f"skipped {len(data.skipped)} bad row(s) (--on-bad-input skip); "
+                  f"first: {data.skipped[0].message()}")
+    if len(data.train) < ctx.world_size:
+        raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
     config.modality_states = {m: mod.state() for m, mod in data.modalities.items()}
     config.plugins = plugin_versions(config, registry)
     config.polyvae_version = __version__
-    config.data = {"manifest": str(manifest_path.resolve()), "train_rows": len(data.train),
-                   "validation_rows": len(data.validation), "skipped_rows": len(data.skipped),
-                   "tensors": {m: {"shape": list(t.shape[1:]), "dtype": str(t.dtype).removeprefix("torch.")}
-                               for m, t in data.train.data.items()}}
-    torch.manual_seed(config.train.seed)
+    config.data = _describe_data(config, manifest_path, data, ctx)
+    torch.manual_seed(seed)
     model = build_model(config, data.modalities, registry).to(device)
     optimizer = (torch.optim.Adam(model.parameters(), lr=config.train.learning_rate,
                                   weight_decay=config.train.weight_decay)
                  if model.uses_backprop and any(True for _ in model.parameters()) else None)
+    scheduler = _scheduler(config, optimizer)
     start_epoch, history = 0, []
     if resume:
-        meta = load_checkpoint(run_dir / CHECKPOINT, model, optimizer)
+        meta = load_checkpoint(run_dir / CHECKPOINT, model, optimizer, scheduler)
         if meta is not None:
             start_epoch, history = meta["epoch"], meta.get("history", [])
-            hooks.log(f"resuming after epoch {start_epoch}")
+            hooks.log(f"resuming after epoch {start_epoch} (settings from {run_dir / CONFIG})")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
         write_text_atomic(run_dir / CONFIG, config.to_json())
         write_text_atomic(run_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
-    train_data = data.train
-    train_dev = TensorData({m: t.to(device) for m, t in train_data.data.items()},
-                           {m: p.to(device) for m, p in train_data.present.items()}, train_data.rows)
-    net = model
+    train_dev = TensorData({m: t.to(device) for m, t in data.train.data.items()},
+                           {m: p.to(device) for m, p in data.train.present.items()}, data.train.rows)
+    net: torch.nn.Module = model
     if ctx.active and model.uses_backprop:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    bs = config.train.batch_size
-    local_bs = max(1, bs // ctx.world_size)
+        # weakly paired data: a rank's batch may lack a modality, leaving its decoder unused
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
+    local_bs = max(1, config.train.batch_size // ctx.world_size)
     for epoch in range(start_epoch, config.train.epochs):
         t0 = time.perf_counter()
-        order = _epoch_order(len(train_dev), config.train.seed, epoch, ctx).to(device)
+        order = epoch_order(len(train_dev), seed, epoch, ctx).to(device)
         steps = max(1, math.ceil(len(order) / local_bs))
-        bar = hooks.step_bar(steps, f"epoch {epoch + 1}/{config.train.epochs}") if hooks.step_bar and ctx.is_main else None
+        bar = hooks.step_bar(steps, f"epoch {epoch + 1}/{config.train.epochs}") \
+            if hooks.step_bar and ctx.is_main else None
         sums: dict[str, float] = {}
         seen = 0
         model.train()
         for step in range(steps):
             idx = order[step * local_bs:(step + 1) * local_bs]
+            torch.manual_seed(step_seed(seed, epoch, step, ctx.rank))
             if idx.numel() == 0:
                 continue
             batch = train_dev.batch(idx)
-            progress = epoch + step / steps
             with _autocast(config, device):
-                out = net(batch, progress)
-            if not torch.isfinite(out.loss):
-                raise TrainingDiverged(
-                    f"loss became {float(out.loss)} in epoch {epoch + 1}, step {step + 1}; "
-                    f"the run directory keeps the last good epoch ({epoch}). Try a lower learning rate.")
+                out = net(batch, epoch + step / steps)
+            loss = float(out.loss.detach())
+            if any_rank(ctx, not math.isfinite(loss), device):
+                raise _diverged(f"the loss became {loss if not math.isfinite(loss) else 'non-finite on another rank'}",
+                                epoch, step, run_dir, epoch)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
-                if config.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+                # gradients are already averaged over ranks here, so every rank agrees
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                      config.train.grad_clip if config.train.grad_clip > 0 else math.inf)
+                if not bool(torch.isfinite(norm)):
+                    raise _diverged("the gradient became non-finite", epoch, step, run_dir, epoch)
                 optimizer.step()
+            elif ctx.active:
+                _average_parameters(model, ctx)
             n = idx.numel()
             seen += n
-            sums["loss"] = sums.get("loss", 0.0) + float(out.loss.detach()) * n
+            sums["loss"] = sums.get("loss", 0.0) + loss * n
             for k, v in out.terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * n
             if bar is not None:
                 bar.update(1)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{float(out.loss.detach()):.3f}")
+                    bar.set_postfix(loss=f"{loss:.3f}")
         if bar is not None:
             bar.close()
-        metrics = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 3),
-                   "examples_per_second": round(seen * ctx.world_size / max(time.perf_counter() - t0, 1e-9), 1)}
+        if scheduler is not None:
+            scheduler.step()
+        seen, sums = _gather_sums(ctx, seen, sums)
+        if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point()):
+            raise _diverged("the weights became non-finite", epoch, None, run_dir, epoch)
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        metrics = {"epoch": epoch + 1, "seconds": round(elapsed, 3),
+                   "examples_per_second": round(seen / elapsed, 1)}
         metrics.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
+        val: dict[str, float] = {}
         if ctx.is_main:
-            val = evaluate_loss(model, TensorData(data.validation.data, data.validation.present,
-                                                  data.validation.rows), bs, epoch + 1, device)
+            val = evaluate_loss(model, data.validation, config.train.batch_size, epoch + 1, device, seed=seed)
+        if any_rank(ctx, not all(math.isfinite(v) for v in val.values()), device):
+            raise _diverged("the validation loss became non-finite", epoch, None, run_dir, epoch)
+        if ctx.is_main:
             metrics.update({f"validation/{k}": v for k, v in val.items()})
             history.append(metrics)
-            save_checkpoint(run_dir / CHECKPOINT, model, optimizer, epoch + 1,
-                            {"history": history, "config": json.loads(config.to_json())})
             save_run(run_dir, config, model)
+            save_checkpoint(run_dir / CHECKPOINT, model, optimizer, epoch + 1,
+                            {"history": history}, scheduler=scheduler)
             write_text_atomic(run_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
             if hooks.on_epoch_end:
                 hooks.on_epoch_end(EpochReport(epoch + 1, metrics, model, data, run_dir))
     model.eval()
+    _debug_dump(model, ctx, run_dir)
+    barrier(ctx)
     return model
+
+
+def _average_parameters(model: torch.nn.Module, ctx: Distributed) -> None:
+    """Models that update themselves in ``forward`` (no backprop): average the ranks' weights."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for p in model.parameters():
+            dist.all_reduce(p.data, op=dist.ReduceOp.SUM)
+            p.data /= ctx.world_size
+
+
+def _gather_sums(ctx: Distributed, seen: int, sums: dict[str, float]) -> tuple[int, dict[str, float]]:
+    """Epoch totals over all ranks (ranks may log different terms, so gather, not reduce)."""
+    if not ctx.active:
+        return seen, sums
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(parts, (seen, sums))
+    total: dict[str, float] = {}
+    for _, part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0.0) + v
+    return sum(p[0] for p in parts), total
+
+
+def _debug_dump(model: torch.nn.Module, ctx: Distributed, run_dir: Path) -> None:
+    """With ``POLYVAE_DEBUG_DUMP_DIR`` set: this rank's final weights and the run files it wrote."""
+    folder = os.environ.get(DEBUG_DUMP_ENV)
+    if not folder:
+        return
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / f"rank{ctx.rank}.safetensors"))
+    root = str(run_dir.resolve())
+    written = sorted({p for p in written_paths() if p == root or p.startswith(root + os.sep)})
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(
+        {"rank": ctx.rank, "world_size": ctx.world_size, "written": written}))

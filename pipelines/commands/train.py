@@ -13,7 +13,7 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
 
 @click.command("train")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", "manifest", required=True, type=click.Path(path_type=Path),
               help="Manifest CSV (one column per modality; empty cell = missing).")
 @click.option("--model", default=None, help=f"Model: {'|'.join(MODELS)} or a plugin's. [default: mvae]")
 @click.option("--modalities", default=None, help="Comma-separated modalities to use [default: every manifest column that is one].")

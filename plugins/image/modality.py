@@ -145,6 +145,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode in ("I", "I;16", "F"):
         a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise BadInput("non-finite pixel values (NaN or inf)")
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
         return Image.fromarray(a.astype(np.uint8)).convert("RGB")
