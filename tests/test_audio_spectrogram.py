@@ -34,7 +34,7 @@ def test_default_shape_is_conv_friendly():
     mod.fit(clips(3))
     x = mod.preprocess(clips(3))
     assert x.shape == (3, 64, 64) and x.dtype == torch.float32
-    assert mod.shape == (64, 64) and mod.num_elements() == 64 * 64
+    assert mod.shape == mod.data_shape() == (64, 64) and mod.num_elements() == 64 * 64
 
 
 @pytest.mark.parametrize("options,shape", [
@@ -160,3 +160,22 @@ def test_inverse_mel_refinement_helps():
     err_plain = spectral_convergence(mel, fbank.T @ plain)
     err_refined = spectral_convergence(mel, fbank.T @ refined)
     assert torch.all(err_refined < 0.6 * err_plain), (err_plain, err_refined)
+
+
+def test_griffin_lim_is_the_standard_fast_update():
+    """Same iterates as torchaudio's reference implementation (float rounding only)."""
+    import torchaudio.functional as AF
+
+    config = SpectrogramConfig(num_samples=4000, n_fft=256, hop_length=64, n_mels=32)
+    features = MelFeatures(config)
+    wave = torch.from_numpy(np.stack([harmonic(300.0, 0.25), harmonic(410.0, 0.25, seed=2)]))
+    linear = features.magnitude(wave)
+    window = torch.hann_window(config.n_fft)
+    for iters in (1, 4):
+        reference = AF.griffinlim(linear, window, config.n_fft, config.hop_length, config.n_fft, 1.0, iters,
+                                  config.griffin_lim_momentum, config.padded_samples, False)
+        ours = features.griffin_lim(linear, iters)
+        torch.testing.assert_close(ours, reference[..., :config.num_samples], atol=1e-4, rtol=0)
+    more = spectral_convergence(linear, features.magnitude(features.griffin_lim(linear, 32)))
+    fewer = spectral_convergence(linear, features.magnitude(features.griffin_lim(linear, 4)))
+    assert torch.all(more < fewer)

@@ -87,9 +87,10 @@ class AudioOptions:
         need(0 <= self.f_min < top <= self.sample_rate / 2,
              f"needs 0 <= f_min < f_max <= sample_rate/2, got f_min={self.f_min}, f_max={self.f_max}")
         need(self.log_floor > 0, f"log_floor must be positive, got {self.log_floor}")
-        need(self.normalization in ("per-bin", "global"), f"normalization must be per-bin or global")
-        need(self.likelihood in ("gaussian", "laplace"), f"likelihood must be gaussian or laplace")
-        need(self.likelihood_scale in ("per-bin", "global"), f"likelihood_scale must be per-bin or global")
+        need(self.normalization in ("per-bin", "global"), f"normalization must be per-bin or global, got {self.normalization!r}")
+        need(self.likelihood in ("gaussian", "laplace"), f"likelihood must be gaussian or laplace, got {self.likelihood!r}")
+        need(self.likelihood_scale in ("per-bin", "global"),
+             f"likelihood_scale must be per-bin or global, got {self.likelihood_scale!r}")
         need(self.width >= 1 and self.hidden >= 1, "width and hidden must be positive")
         need(self.private_dim >= 0, f"private_dim must be >= 0, got {self.private_dim}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
@@ -195,6 +196,10 @@ class AudioModality(Modality):
 
     def num_elements(self) -> int:
         return self.shape[0] * self.shape[1]
+
+    def data_shape(self) -> tuple[int, ...]:
+        """``(n_mels, frames)``: known from the options alone, before fit()."""
+        return self.shape
 
     def _normalizer(self) -> Normalizer:
         if self.normalizer is None:

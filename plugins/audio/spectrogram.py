@@ -120,14 +120,38 @@ class MelFeatures:
     def griffin_lim(self, linear: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Waveforms ``(N, num_samples)`` whose STFT magnitude approximates ``linear``.
 
-        Fast Griffin-Lim (momentum), zero-phase start so rendering is deterministic.
+        Fast Griffin-Lim (Perraudin et al. 2013), the same update as
+        ``torchaudio.functional.griffinlim`` and ``librosa.griffinlim`` (momentum 0.99), from
+        zero phase so rendering is deterministic. It works in the STFT's own (N, T, F) layout on
+        real views of the complex spectra: complex ``abs``/``div`` over a transposed layout
+        cost torchaudio's version about twice the time on CPU.
         """
         c = self.config
         window, _, _ = self._tables(linear.device)
-        wave = AF.griffinlim(linear.float(), window, c.n_fft, c.hop_length, c.n_fft, 1.0,
-                             int(n_iter if n_iter is not None else c.griffin_lim_iters),
-                             c.griffin_lim_momentum, c.padded_samples, False)
-        return wave[..., :c.num_samples]
+        iters = int(n_iter if n_iter is not None else c.griffin_lim_iters)
+        keep = c.griffin_lim_momentum / (1.0 + c.griffin_lim_momentum)
+        magnitude = linear.float().transpose(1, 2).contiguous()           # (N, T, F)
+        spec = torch.stack([magnitude, torch.zeros_like(magnitude)], dim=-1)
+        previous = None
+        for _ in range(iters):
+            rebuilt = torch.view_as_real(self._stft(self._istft(spec, window), window))
+            direction = rebuilt if previous is None else torch.sub(rebuilt, previous, alpha=keep)
+            previous = rebuilt
+            real, imag = direction.unbind(-1)
+            spec = direction * (magnitude / torch.hypot(real, imag).add_(1e-16)).unsqueeze(-1)
+        return self._istft(spec, window)[..., :c.num_samples]
+
+    def _istft(self, spec: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """Real view ``(N, T, F, 2)`` -> waveform ``(N, padded_samples)``."""
+        c = self.config
+        return torch.istft(torch.view_as_complex(spec).transpose(1, 2), c.n_fft, c.hop_length,
+                           window=window, center=True, length=c.padded_samples)
+
+    def _stft(self, wave: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """Waveform -> complex ``(N, T, F)`` (a view of torch.stft's native layout)."""
+        c = self.config
+        return torch.stft(wave, c.n_fft, c.hop_length, window=window, center=True,
+                          pad_mode="reflect", return_complex=True).transpose(1, 2)
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""
