@@ -87,8 +87,10 @@ class AudioOptions:
         need(0 <= self.f_min < top <= self.sample_rate / 2,
              f"needs 0 <= f_min < f_max <= sample_rate/2, got f_min={self.f_min}, f_max={self.f_max}")
         need(self.log_floor > 0, f"log_floor must be positive, got {self.log_floor}")
-        need(self.normalization in ("per-bin", "global"), f"normalization must be per-bin or global, got {self.normalization!r}")
-        need(self.likelihood in ("gaussian", "laplace"), f"likelihood must be gaussian or laplace, got {self.likelihood!r}")
+        need(self.normalization in ("per-bin", "global"),
+             f"normalization must be per-bin or global, got {self.normalization!r}")
+        need(self.likelihood in ("gaussian", "laplace"),
+             f"likelihood must be gaussian or laplace, got {self.likelihood!r}")
         need(self.likelihood_scale in ("per-bin", "global"),
              f"likelihood_scale must be per-bin or global, got {self.likelihood_scale!r}")
         need(self.width >= 1 and self.hidden >= 1, "width and hidden must be positive")
