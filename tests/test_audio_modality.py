@@ -83,8 +83,8 @@ def test_log_likelihood_matches_torch_distributions(fitted, likelihood, scale):
 def test_encoder_and_decoder_overfit_a_few_clips(fitted):
     """Eight clips, 40 Adam steps of a deterministic autoencoder: the loss must fall a lot."""
     mod, _, x = fitted
-    small = AudioModality(width=16, hidden=128)
-    small.load_state({**mod.state(), "options": {**mod.state()["options"], "width": 16, "hidden": 128}})
+    small = AudioModality(width=64, hidden=128)
+    small.load_state({**mod.state(), "options": {**mod.state()["options"], "width": 64, "hidden": 128}})
     encoder, decoder = small.build_encoder(8), small.build_decoder(8)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=3e-3)
     losses = []

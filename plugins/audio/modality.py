@@ -45,9 +45,9 @@ class AudioOptions:
     normalization: str = "per-bin"
     likelihood: str = "gaussian"
     likelihood_scale: str = "per-bin"
-    width: int = 32
+    width: int = 128
     hidden: int = 256
-    depth: int = 3
+    depth: int = 2
     private_dim: int = 0
     griffin_lim_iters: int = 32
     inverse_mel_iters: int = 30

@@ -1,8 +1,7 @@
 """Conv encoder and decoder over normalised log-mel spectrograms ``(B, n_mels, frames)``.
 
-The spectrogram is treated as a one-channel image, mel bins as height and frames as
-width; ``depth`` stride-2 convolutions halve both, so both must be divisible by
-``2 ** depth`` (the modality checks this and pads frames accordingly).
+Mel bins are channels and ``depth`` stride-2 1-D convolutions halve the number of
+frames, which must be divisible by ``2 ** depth`` (the modality pads frames accordingly).
 
 The decoder's likelihood has a learned scale per mel bin (``scale="per-bin"``) or one for
 the whole spectrogram (``"global"``); its log is kept smoothly inside ``LOG_SCALE_RANGE``
@@ -27,46 +26,44 @@ class SpectrogramParams(NamedTuple):
     log_scale: torch.Tensor
 
 
-def _channels(width: int, depth: int) -> list[int]:
-    return [width * min(2 ** i, 4) for i in range(depth)]
-
-
 class SpectrogramEncoder(nn.Module):
-    """``(B, n_mels, frames)`` -> ``(mu, logvar)``, each ``(B, out_dim)``."""
+    """``(B, n_mels, frames)`` -> ``(mu, logvar)``, each ``(B, out_dim)``.
 
-    def __init__(self, n_mels: int, frames: int, out_dim: int, width: int = 32, hidden: int = 256,
-                 depth: int = 3):
+    Mel bins are channels and the convolutions run along time: a sung note is a pattern
+    across frequency that moves in time, and 1-D convolutions over frames see the whole
+    spectrum at every step for a tenth of the cost of treating it as an image.
+    """
+
+    def __init__(self, n_mels: int, frames: int, out_dim: int, width: int = 128, hidden: int = 256,
+                 depth: int = 2):
         super().__init__()
-        chans = _channels(width, depth)
         layers: list[nn.Module] = []
-        previous = 1
-        for c in chans:
-            layers += [nn.Conv2d(previous, c, 4, 2, 1), nn.SiLU()]
-            previous = c
+        previous = n_mels
+        for _ in range(depth):
+            layers += [nn.Conv1d(previous, width, 4, 2, 1), nn.SiLU()]
+            previous = width
         self.conv = nn.Sequential(*layers)
-        flat = chans[-1] * (n_mels >> depth) * (frames >> depth)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.SiLU(),
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * (frames >> depth), hidden), nn.SiLU(),
                                   nn.Linear(hidden, 2 * out_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.conv(x.unsqueeze(1))).chunk(2, dim=-1)
+        mu, logvar = self.head(self.conv(x)).chunk(2, dim=-1)
         return mu, logvar
 
 
 class SpectrogramDecoder(nn.Module):
     """``(N, input_dim)`` -> :class:`SpectrogramParams` of a ``(N, n_mels, frames)`` spectrogram."""
 
-    def __init__(self, n_mels: int, frames: int, input_dim: int, width: int = 32, hidden: int = 256,
-                 depth: int = 3, scale: str = "per-bin"):
+    def __init__(self, n_mels: int, frames: int, input_dim: int, width: int = 128, hidden: int = 256,
+                 depth: int = 2, scale: str = "per-bin"):
         super().__init__()
-        chans = _channels(width, depth)[::-1]
-        self.start = (chans[0], n_mels >> depth, frames >> depth)
+        self.start = (width, frames >> depth)
         self.fc = nn.Sequential(nn.Linear(input_dim, hidden), nn.SiLU(),
-                                nn.Linear(hidden, chans[0] * self.start[1] * self.start[2]), nn.SiLU())
+                                nn.Linear(hidden, width * self.start[1]), nn.SiLU())
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.SiLU()]
-        layers.append(nn.ConvTranspose2d(chans[-1], 1, 4, 2, 1))
+        for _ in range(depth - 1):
+            layers += [nn.ConvTranspose1d(width, width, 4, 2, 1), nn.SiLU()]
+        layers.append(nn.ConvTranspose1d(width, n_mels, 4, 2, 1))
         self.deconv = nn.Sequential(*layers)
         lo, hi = LOG_SCALE_RANGE
         # Start at log-scale 0 (unit scale, the data's own spread): sigmoid(raw) = -lo / (hi - lo).
@@ -79,6 +76,5 @@ class SpectrogramDecoder(nn.Module):
         return lo + (hi - lo) * torch.sigmoid(self.raw_log_scale)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor | None = None) -> SpectrogramParams:
-        features = self.fc(h).view(-1, *self.start)
-        mean = self.deconv(features).squeeze(1)
+        mean = self.deconv(self.fc(h).view(-1, *self.start))
         return SpectrogramParams(mean, self.log_scale())
