@@ -81,8 +81,8 @@ class AudioOptions:
              f"({self.num_samples}), got {self.n_fft}")
         need(1 <= self.hop_length <= self.n_fft, f"hop_length must be 1..n_fft, got {self.hop_length}")
         need(1 <= self.depth <= 6, f"depth must be 1..6, got {self.depth}")
-        need(self.n_mels % (2 ** self.depth) == 0 and self.n_mels <= self.n_fft // 2 + 1,
-             f"n_mels must be a multiple of 2**depth={2 ** self.depth} and at most n_fft/2+1, got {self.n_mels}")
+        need(8 <= self.n_mels <= self.n_fft // 2 + 1,
+             f"n_mels must be 8..n_fft/2+1 ({self.n_fft // 2 + 1}), got {self.n_mels}")
         top = self.f_max if self.f_max is not None else self.sample_rate / 2
         need(0 <= self.f_min < top <= self.sample_rate / 2,
              f"needs 0 <= f_min < f_max <= sample_rate/2, got f_min={self.f_min}, f_max={self.f_max}")
