@@ -56,6 +56,9 @@ class TrainConfig:
     grad_clip: float = 10.0
     #: learning-rate schedule over the epochs: "constant" or "cosine" (to 0 at the last epoch)
     lr_schedule: str = "constant"
+    #: split each (per-process) batch into this many micro-batches and accumulate gradients:
+    #: the same update with less memory, and the same noise as that many DDP processes
+    micro_batches: int = 1
 
 
 @dataclass

@@ -54,7 +54,8 @@ def read_manifest(path: str | Path) -> Manifest:
     if path.is_dir():
         raise BadManifest(f"{path}: is a folder; pass the manifest CSV inside it")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # decoded from bytes: read_text() would turn a quoted "\r" into "\n"
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadManifest(f"{path}: not a UTF-8 text file (byte {exc.start}; is it really a CSV?)") from None
     except OSError as exc:

@@ -266,9 +266,13 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     net: torch.nn.Module = model
     if ctx.active and model.uses_backprop:
         # weakly paired data: a rank's batch may lack a modality, leaving its decoder unused
+        fully_paired = all(bool(p.all()) for p in data.train.present.values())
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      find_unused_parameters=True)
+                                      find_unused_parameters=not fully_paired)
     local_bs = max(1, config.train.batch_size // ctx.world_size)
+    if config.train.micro_batches < 1:
+        raise UsageError(f"micro_batches must be at least 1, got {config.train.micro_batches}")
+    micro = config.train.micro_batches if optimizer is not None else 1
     for epoch in range(start_epoch, config.train.epochs):
         t0 = time.perf_counter()
         order = epoch_order(len(train_dev), seed, epoch, ctx).to(device)
@@ -280,32 +284,41 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
         model.train()
         for step in range(steps):
             idx = order[step * local_bs:(step + 1) * local_bs]
-            torch.manual_seed(step_seed(seed, epoch, step, ctx.rank))
             if idx.numel() == 0:
                 continue
-            batch = train_dev.batch(idx)
-            with _autocast(config, device):
-                out = net(batch, epoch + step / steps)
-            loss = float(out.loss.detach())
-            if any_rank(ctx, not math.isfinite(loss), device):
-                raise _diverged(f"the loss became {loss if not math.isfinite(loss) else 'non-finite on another rank'}",
-                                epoch, step, run_dir, epoch)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+            parts = [(m, part) for m, part in ((m, idx[m::micro]) for m in range(micro)) if part.numel()]
+            for k, (m, part) in enumerate(parts):
+                # noise of a shard = (rank, micro-batch) of the global batch: one process with
+                # W*A micro-batches draws what W processes with A micro-batches each draw
+                torch.manual_seed(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m))
+                batch = train_dev.batch(part)
+                quiet = net.no_sync() if net is not model and k < len(parts) - 1 else contextlib.nullcontext()
+                with quiet:
+                    with _autocast(config, device):
+                        out = net(batch, epoch + step / steps)
+                    loss = float(out.loss.detach())
+                    if any_rank(ctx, not math.isfinite(loss), device):
+                        what = f"the loss became {loss}" if not math.isfinite(loss) else \
+                            "the loss became non-finite on another process"
+                        raise _diverged(what, epoch, step, run_dir, epoch)
+                    if optimizer is not None:
+                        (out.loss * (part.numel() / idx.numel())).backward()
+                n = part.numel()
+                seen += n
+                sums["loss"] = sums.get("loss", 0.0) + loss * n
+                for key, v in out.terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(v) * n
+            if optimizer is not None:
                 # gradients are already averaged over ranks here, so every rank agrees
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                      config.train.grad_clip if config.train.grad_clip > 0 else math.inf)
+                clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 if not bool(torch.isfinite(norm)):
                     raise _diverged("the gradient became non-finite", epoch, step, run_dir, epoch)
                 optimizer.step()
             elif ctx.active:
                 _average_parameters(model, ctx)
-            n = idx.numel()
-            seen += n
-            sums["loss"] = sums.get("loss", 0.0) + loss * n
-            for k, v in out.terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
             if bar is not None:
                 bar.update(1)
                 if hasattr(bar, "set_postfix"):
