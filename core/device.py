@@ -7,13 +7,21 @@ same code runs as a world of one and none of the collectives below do anything.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import save_file
 
+from .atomic import written_paths
 from .errors import UsageError
+
+#: when set, every rank writes its final weights and the run files it wrote into this folder
+#: (``rank<r>.safetensors``, ``rank<r>.json``): how the DDP test compares the ranks
+DEBUG_DUMP_ENV = "POLYVAE_DEBUG_DUMP_DIR"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,6 +83,42 @@ def any_rank(ctx: Distributed, flag: bool, device: torch.device) -> bool:
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     return bool(all_reduce_sum(ctx, value).item() > 0)
+
+
+def gather_sums(ctx: Distributed, seen: int, sums: dict[str, float]) -> tuple[int, dict[str, float]]:
+    """Epoch totals over all ranks (ranks may log different terms, so gather, not reduce)."""
+    if not ctx.active:
+        return seen, sums
+    parts: list = [None] * ctx.world_size
+    dist.all_gather_object(parts, (seen, sums))
+    total: dict[str, float] = {}
+    for _, part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0.0) + v
+    return sum(p[0] for p in parts), total
+
+
+def average_parameters(model: torch.nn.Module, ctx: Distributed) -> None:
+    """Models that update themselves in ``forward`` (no backprop): average the ranks' weights."""
+    with torch.no_grad():
+        for p in model.parameters():
+            dist.all_reduce(p.data, op=dist.ReduceOp.SUM)
+            p.data /= ctx.world_size
+
+
+def dump_rank_state(model: torch.nn.Module, ctx: Distributed, run_dir: Path) -> None:
+    """With ``POLYVAE_DEBUG_DUMP_DIR`` set: this rank's final weights and the run files it wrote."""
+    folder = os.environ.get(DEBUG_DUMP_ENV)
+    if not folder:
+        return
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(out / f"rank{ctx.rank}.safetensors"))
+    root = str(Path(run_dir).resolve())
+    written = sorted({p for p in written_paths() if p == root or p.startswith(root + os.sep)})
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(
+        {"rank": ctx.rank, "world_size": ctx.world_size, "written": written}))
 
 
 def barrier(ctx: Distributed) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,16 +23,16 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
 from . import __version__
-from .atomic import remove_stale_temporaries, write_text_atomic, written_paths
+from .atomic import remove_stale_temporaries, write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .dataset import Progress, TensorData, _no_progress, load_tensors, split_indices
-from .device import (Distributed, any_rank, barrier, init_distributed, resolve_device,
+from .device import (Distributed, any_rank, average_parameters, barrier,
+                     dump_rank_state, gather_sums, init_distributed, resolve_device,
                      shutdown_distributed)
 from .errors import TrainingDiverged, UsageError
 from .manifest import read_manifest
@@ -45,9 +44,6 @@ from .run import CONFIG, build_model, build_modalities, check_plugins, plugin_ve
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint"
 SCHEDULES = ("constant", "cosine")
-#: when set, every rank writes its final weights and the paths it wrote into this folder
-#: (``rank<r>.safetensors``, ``rank<r>.json``): how the DDP test compares the ranks
-DEBUG_DUMP_ENV = "POLYVAE_DEBUG_DUMP_DIR"
 #: settings of how to run (not what to train) that ``--resume`` takes from the command line
 RESUME_OVERRIDES = ("epochs", "device", "on_bad_input")
 
@@ -279,55 +275,14 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
         steps = max(1, math.ceil(len(order) / local_bs))
         bar = hooks.step_bar(steps, f"epoch {epoch + 1}/{config.train.epochs}") \
             if hooks.step_bar and ctx.is_main else None
-        sums: dict[str, float] = {}
-        seen = 0
         model.train()
-        for step in range(steps):
-            idx = order[step * local_bs:(step + 1) * local_bs]
-            if idx.numel() == 0:
-                continue
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-            parts = [(m, part) for m, part in ((m, idx[m::micro]) for m in range(micro)) if part.numel()]
-            for k, (m, part) in enumerate(parts):
-                # noise of a shard = (rank, micro-batch) of the global batch: one process with
-                # W*A micro-batches draws what W processes with A micro-batches each draw
-                torch.manual_seed(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m))
-                batch = train_dev.batch(part)
-                quiet = net.no_sync() if net is not model and k < len(parts) - 1 else contextlib.nullcontext()
-                with quiet:
-                    with _autocast(config, device):
-                        out = net(batch, epoch + step / steps)
-                    loss = float(out.loss.detach())
-                    if any_rank(ctx, not math.isfinite(loss), device):
-                        what = f"the loss became {loss}" if not math.isfinite(loss) else \
-                            "the loss became non-finite on another process"
-                        raise _diverged(what, epoch, step, run_dir, epoch)
-                    if optimizer is not None:
-                        (out.loss * (part.numel() / idx.numel())).backward()
-                n = part.numel()
-                seen += n
-                sums["loss"] = sums.get("loss", 0.0) + loss * n
-                for key, v in out.terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(v) * n
-            if optimizer is not None:
-                # gradients are already averaged over ranks here, so every rank agrees
-                clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                if not bool(torch.isfinite(norm)):
-                    raise _diverged("the gradient became non-finite", epoch, step, run_dir, epoch)
-                optimizer.step()
-            elif ctx.active:
-                _average_parameters(model, ctx)
-            if bar is not None:
-                bar.update(1)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{loss:.3f}")
+        seen, sums = _train_epoch(net, model, optimizer, train_dev, order, local_bs, micro, config,
+                                  ctx, epoch, run_dir, bar, device)
         if bar is not None:
             bar.close()
         if scheduler is not None:
             scheduler.step()
-        seen, sums = _gather_sums(ctx, seen, sums)
+        seen, sums = gather_sums(ctx, seen, sums)
         if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point()):
             raise _diverged("the weights became non-finite", epoch, None, run_dir, epoch)
         elapsed = max(time.perf_counter() - t0, 1e-9)
@@ -349,46 +304,57 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
             if hooks.on_epoch_end:
                 hooks.on_epoch_end(EpochReport(epoch + 1, metrics, model, data, run_dir))
     model.eval()
-    _debug_dump(model, ctx, run_dir)
+    dump_rank_state(model, ctx, run_dir)
     barrier(ctx)
     return model
 
 
-def _average_parameters(model: torch.nn.Module, ctx: Distributed) -> None:
-    """Models that update themselves in ``forward`` (no backprop): average the ranks' weights."""
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for p in model.parameters():
-            dist.all_reduce(p.data, op=dist.ReduceOp.SUM)
-            p.data /= ctx.world_size
-
-
-def _gather_sums(ctx: Distributed, seen: int, sums: dict[str, float]) -> tuple[int, dict[str, float]]:
-    """Epoch totals over all ranks (ranks may log different terms, so gather, not reduce)."""
-    if not ctx.active:
-        return seen, sums
-    import torch.distributed as dist
-
-    parts: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(parts, (seen, sums))
-    total: dict[str, float] = {}
-    for _, part in parts:
-        for k, v in part.items():
-            total[k] = total.get(k, 0.0) + v
-    return sum(p[0] for p in parts), total
-
-
-def _debug_dump(model: torch.nn.Module, ctx: Distributed, run_dir: Path) -> None:
-    """With ``POLYVAE_DEBUG_DUMP_DIR`` set: this rank's final weights and the run files it wrote."""
-    folder = os.environ.get(DEBUG_DUMP_ENV)
-    if not folder:
-        return
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / f"rank{ctx.rank}.safetensors"))
-    root = str(run_dir.resolve())
-    written = sorted({p for p in written_paths() if p == root or p.startswith(root + os.sep)})
-    (out / f"rank{ctx.rank}.json").write_text(json.dumps(
-        {"rank": ctx.rank, "world_size": ctx.world_size, "written": written}))
+def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch.optim.Optimizer | None,
+                 train_dev: TensorData, order: torch.Tensor, local_bs: int, micro: int, config: RunConfig,
+                 ctx: Distributed, epoch: int, run_dir: Path, bar: Any, device: torch.device
+                 ) -> tuple[int, dict[str, float]]:
+    """One epoch over this rank's ``order``; returns rows seen and loss-term sums (rank-local)."""
+    seed = config.train.seed
+    steps = max(1, math.ceil(len(order) / local_bs))
+    sums: dict[str, float] = {}
+    seen = 0
+    for step in range(steps):
+        idx = order[step * local_bs:(step + 1) * local_bs]
+        if idx.numel() == 0:
+            continue
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+        parts = [(m, part) for m, part in ((m, idx[m::micro]) for m in range(micro)) if part.numel()]
+        for k, (m, part) in enumerate(parts):
+            # noise of a shard = (rank, micro-batch) of the global batch: one process with
+            # W*A micro-batches draws what W processes with A micro-batches each draw
+            torch.manual_seed(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m))
+            quiet = net.no_sync() if net is not model and k < len(parts) - 1 else contextlib.nullcontext()
+            with quiet:
+                with _autocast(config, device):
+                    out = net(train_dev.batch(part), epoch + step / steps)
+                loss = float(out.loss.detach())
+                if any_rank(ctx, not math.isfinite(loss), device):
+                    what = f"the loss became {loss}" if not math.isfinite(loss) else \
+                        "the loss became non-finite on another process"
+                    raise _diverged(what, epoch, step, run_dir, epoch)
+                if optimizer is not None:
+                    (out.loss * (part.numel() / idx.numel())).backward()
+            seen += part.numel()
+            sums["loss"] = sums.get("loss", 0.0) + loss * part.numel()
+            for key, v in out.terms.items():
+                sums[key] = sums.get(key, 0.0) + float(v) * part.numel()
+        if optimizer is not None:
+            # gradients are already averaged over ranks here, so every rank agrees
+            clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if not bool(torch.isfinite(norm)):
+                raise _diverged("the gradient became non-finite", epoch, step, run_dir, epoch)
+            optimizer.step()
+        elif ctx.active:
+            average_parameters(model, ctx)
+        if bar is not None:
+            bar.update(1)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss:.3f}")
+    return seen, sums

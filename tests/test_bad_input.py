@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from clihelp import polyvae
 from conftest import write_digits
 
-from polyvae.core.training import DEBUG_DUMP_ENV
+from polyvae.core.device import DEBUG_DUMP_ENV
 
 BIN = Path(sys.executable).parent / "polyvae"
 CONFIG = ('[train]\nnum_threads = 1\nlearning_rate = 0.003\nmicro_batches = {micro}\n[model]\nhidden_dim = 16\n'
