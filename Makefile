@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# headless browser for tests/test_report_browser.py: Debian's package, never a downloaded one
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test install clean
 
@@ -11,6 +13,7 @@ $(STAMP): pyproject.toml setup.py examples/polyvae-vector/pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet ./examples/polyvae-vector
+	test -x $(CHROMIUM) || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	touch $(STAMP)
 
 install: $(STAMP)

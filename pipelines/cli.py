@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polyvae.pipelines.commands.evaluate",
     "polyvae.pipelines.commands.interpolate",
     "polyvae.pipelines.commands.demo",
+    "polyvae.pipelines.commands.report",
 )
 
 EPILOG = """\b

@@ -106,3 +106,12 @@ def _first_rows_per_label(manifest: Path) -> dict[str, dict[str, str]]:
 
 #: further demo steps (voice interpolation, report); each takes (DemoResult, LoadedRun, device)
 EXTRA_STEPS: list = []
+
+
+def _write_report(result: DemoResult, run, device) -> None:
+    """Last demo step: ``OUT/report.html``, showing what the steps before it wrote."""
+    from .report import demo_report
+    demo_report(result, run, device)
+
+
+EXTRA_STEPS.append(_write_report)

@@ -1,0 +1,119 @@
+"""Report sections read straight from the run directory: overview, metrics, evaluation,
+training plots and the run's config."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from polyvae.core.config import RunConfig
+
+from .media import esc, file_uri, img_tag
+
+#: metric columns shown first, in this order, when present
+LEADING = ["epoch", "train/loss", "validation/loss"]
+TRAILING = ["train/beta", "seconds", "examples_per_second"]
+
+
+def number(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return esc(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def overview(config: RunConfig, run_dir: Path, history: list[dict], data_note: str) -> str:
+    m, t = config.model, config.train
+    facts = [("run directory", str(run_dir)), ("model", m.model), ("modalities", ", ".join(m.modalities)),
+             ("fusion", m.fusion), ("latent dimensions", m.latent_dim),
+             ("epochs", f"{len(history)} of {t.epochs}"),
+             ("rows", f"{config.data.get('train_rows', '?')} training, "
+                      f"{config.data.get('validation_rows', '?')} validation, "
+                      f"{config.data.get('skipped_rows', 0)} skipped"),
+             ("manifest", config.data.get("manifest", "?")), ("examples shown", data_note),
+             ("polyvae", config.polyvae_version or "?"), ("seed", t.seed)]
+    if history:
+        last = history[-1]
+        for key in ("validation/loss", "train/loss"):
+            if key in last:
+                facts.insert(6, (f"final {key}", number(last[key])))
+                break
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
+                   for k, v in facts)
+    return f'<table class="facts">{rows}</table>'
+
+
+def metric_columns(history: list[dict]) -> list[str]:
+    keys = []
+    for h in history:
+        keys += [k for k in h if k not in keys]
+    lead = [k for k in LEADING if k in keys]
+    trail = [k for k in TRAILING if k in keys]
+    middle = sorted((k for k in keys if k not in lead + trail and not k.endswith("/beta")
+                     and not k.endswith("/elbo")), key=lambda k: (k.split("/", 1)[-1], k))
+    return lead + middle + trail
+
+
+def metrics_table(history: list[dict]) -> str:
+    if not history:
+        return '<p class="note">metrics.jsonl has no complete epoch yet.</p>'
+    columns = metric_columns(history)
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{number(h.get(c, ''))}</td>" for c in columns) + "</tr>"
+                   for h in history)
+    return f'<div class="scroll"><table class="metrics"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def flatten(obj: object, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(obj, dict):
+        out = []
+        for k, v in obj.items():
+            out += flatten(v, f"{prefix}/{k}" if prefix else str(k))
+        return out
+    if isinstance(obj, list) and len(obj) > 8:
+        return [(prefix, f"[{len(obj)} values]")]
+    return [(prefix, obj)]
+
+
+def find_evaluation(run_dir: Path) -> Path | None:
+    """``RUN/evaluation.json``, or the one ``polyvae demo`` writes beside the run."""
+    for candidate in (run_dir / "evaluation.json", run_dir.parent / "evaluation.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def evaluation_table(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as exc:
+        return f'<p class="note">{esc(path)}: unreadable ({esc(exc)})</p>'
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{number(v)}</td></tr>" for k, v in flatten(record))
+    return f'<p class="note">from {esc(path)}</p><table class="facts">{rows}</table>'
+
+
+#: plots shown first, in this order (by file-name prefix); the rest follow alphabetically
+PLOT_ORDER = ("losses", "latent", "cross", "generated")
+
+
+def plot_gallery(folder: Path) -> str:
+    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    rank = lambda p: next((k for k, prefix in enumerate(PLOT_ORDER) if p.stem.startswith(prefix)), len(PLOT_ORDER))
+    files.sort(key=lambda p: (rank(p), p.name))
+    if not files:
+        return '<p class="note">No plots in this run directory (trained without plots?).</p>'
+    figures = "".join(f'<figure>{img_tag(file_uri(p), p.stem, "plot")}<figcaption>{esc(p.name)}</figcaption></figure>'
+                      for p in files)
+    return f'<div class="gallery">{figures}</div>'
+
+
+def config_block(config_path: Path, config: RunConfig) -> str:
+    plugins = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v.get('version', '?'))}</td><td>{esc(v.get('package', '?'))}</td></tr>"
+                      for k, v in config.plugins.items())
+    text = config_path.read_text() if config_path.exists() else config.to_json()
+    return (f'<table class="facts"><thead><tr><th>plugin</th><th>version</th><th>package</th></tr></thead>'
+            f"<tbody>{plugins}</tbody></table>"
+            f"<details><summary>config.json ({len(text)} characters)</summary><pre>{esc(text)}</pre></details>")
