@@ -17,7 +17,7 @@ from polyvae.core.plugins import get_registry
 from polyvae.core.run import build_model
 from polyvae.core.training import METRICS, EpochReport, prepare_data
 from polyvae.pipelines.plots import PlotWarning, is_heavy_epoch, write_epoch_plots
-from polyvae.pipelines.report.figures import loss_curves
+from polyvae.pipelines.report.figures import loss_curves, loss_terms
 from polyvae.pipelines.training_run import build_config
 
 HEAVY = {"latent.png", "cross_text_to_image.png"}
@@ -27,7 +27,8 @@ AUDIO_HEAVY = HEAVY | {"generated_audio.png", "interpolation.png"}
 def fake_history(epochs: int) -> list[dict]:
     return [{"epoch": e, "seconds": 0.1, "train/loss": 100.0 / e, "validation/loss": 110.0 / e,
              "train/nll/image": 80.0 / e, "validation/nll/image": 85.0 / e, "train/nll/text": 9.0 / e,
-             "validation/nll/text": 9.5 / e, "train/kl": 2.0 + e, "validation/kl": 2.1 + e, "train/beta": 0.2}
+             "validation/nll/text": 9.5 / e, "train/kl": 2.0 + e, "validation/kl": 2.1 + e, "train/beta": 0.2,
+             "train/elbo": -100.0 / e}
             for e in range(1, epochs + 1)]
 
 
@@ -61,6 +62,10 @@ def test_loss_curves_show_each_term():
     assert labels[1] == ["train nll/image", "validation nll/image", "train nll/text", "validation nll/text"]
     assert labels[2] == ["train kl", "validation kl"]
     assert list(fig.axes[2].get_lines()[0].get_ydata()) == [3.0, 4.0, 5.0]
+    # the classic autoencoders log other terms: no ELBO, a reconstruction error, a penalty
+    classic = [{"epoch": 1, "train/loss": 1.0, "train/recon": 0.9, "train/sparsity": 0.1, "validation/recon": 0.8}]
+    assert loss_terms(classic) == [("total loss", ["loss"]), ("reconstruction error", ["recon"]),
+                                   ("other terms", ["sparsity"])]
 
 
 def test_heavy_plots_only_at_the_last_or_every_nth_epoch(tmp_path):

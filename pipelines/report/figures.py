@@ -53,18 +53,31 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def loss_terms(history: list[dict[str, float]]) -> list[tuple[str, list[str]]]:
+    """Panels of the loss plot: (title, terms) with terms as named after ``train/``/``validation/``."""
+    terms: list[str] = []
+    for h in history:
+        for key in h:
+            split, _, term = key.partition("/")
+            if split in ("train", "validation") and term not in terms + ["loss", "beta", "elbo"]:
+                terms.append(term)
+    nll = sorted(t for t in terms if t.startswith("nll/"))
+    recon = nll + sorted(t for t in terms if t.startswith("recon"))
+    kl = sorted(t for t in terms if t.startswith("kl"))
+    other = sorted(t for t in terms if t not in recon + kl)
+    elbo = any("train/elbo" in h for h in history)
+    panels = [("total loss (negative ELBO)" if elbo else "total loss", ["loss"]),
+              ("reconstruction NLL per modality" if nll else "reconstruction error", recon),
+              ("KL divergence", kl), ("other terms", other)]
+    return [(title, names) for title, names in panels if names]
+
+
 def loss_curves(history: list[dict[str, float]]):
-    """Total loss (train and validation), reconstruction NLL per modality, and KL per epoch."""
+    """Total loss (train and validation), reconstruction per modality, KL and any other term per epoch."""
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [h["epoch"] for h in history]
-    keys = sorted({k for h in history for k in h})
-    nll = sorted({k.split("/", 2)[2] for k in keys if k.count("/") == 2 and k.split("/")[1] == "nll"})
-    panels = [("total loss (negative ELBO)", ["loss"]),
-              ("reconstruction NLL per modality", [f"nll/{m}" for m in nll]),
-              ("KL divergence", [k.split("/", 1)[1] for k in keys
-                                 if k.startswith("train/kl")])]
-    panels = [(title, terms) for title, terms in panels if terms]
+    panels = loss_terms(history)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, squeeze=False)
     for ax, (title, terms) in zip(axes[0], panels):
         for i, term in enumerate(terms):
