@@ -36,6 +36,8 @@ class Modality(abc.ABC):
     version: ClassVar[str] = "1"
     #: short description shown by ``polyvae plugins``
     description: ClassVar[str] = ""
+    #: True when preprocessed tensors hold integer ids (text) rather than continuous values
+    discrete: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         """``options`` come from the run config's ``modality_options[name]``; unknown keys are errors."""
@@ -70,6 +72,14 @@ class Modality(abc.ABC):
 
     def num_elements(self) -> int:
         """Number of observed scalars per example; used to balance likelihoods."""
+        raise NotImplementedError
+
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one preprocessed example (``preprocess`` output without the batch axis).
+
+        Known after :meth:`fit` or :meth:`load_state`. The classic single-modality models
+        (``--model ae`` etc.) size their layers from it. Default: not declared.
+        """
         raise NotImplementedError
 
     # ---- networks -----------------------------------------------------------------------
