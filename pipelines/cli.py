@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polyvae.pipelines.commands.encode",
     "polyvae.pipelines.commands.evaluate",
     "polyvae.pipelines.commands.interpolate",
+    "polyvae.pipelines.commands.voice_match",
+    "polyvae.pipelines.commands.voice_morph",
     "polyvae.pipelines.commands.demo",
     "polyvae.pipelines.commands.report",
 )

@@ -52,8 +52,13 @@ def _empty_like(run: LoadedRun, m: str, n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def generate_files(run: LoadedRun, given: list[tuple[str, str]], targets: list[str], n: int,
-                   out_dir: Path, seed: int = 0, sample: bool = True, device="cpu") -> list[Path]:
-    """Write ``out_dir/<modality>_<k>.<ext>`` for every target and k < n; returns the paths."""
+                   out_dir: Path, seed: int = 0, sample: bool = True, device="cpu",
+                   voice: str | None = None) -> list[Path]:
+    """Write ``out_dir/<modality>_<k>.<ext>`` for every target and k < n; returns the paths.
+
+    ``voice`` names a singer of the run: the audio is decoded with that singer's voice
+    embedding as its private latent (``singers.json``).
+    """
     names = {m for m, _ in given}
     if not targets:
         targets = [m for m in run.modalities if m not in names] or list(run.modalities)
@@ -64,7 +69,12 @@ def generate_files(run: LoadedRun, given: list[tuple[str, str]], targets: list[s
     generator = torch.Generator(device=device).manual_seed(seed)
     batch = given_batch(run, given, n, device)
     run.model.to(device).eval()
-    outputs = run.model.generate(batch, targets, generator=generator, sample=sample)
+    extra = {}
+    if voice is not None:
+        from polyvae.pipelines.voice.singers import load_table
+        table = load_table(run, device)
+        extra["private"] = {table.modality: table.embedding(voice).to(device).view(1, -1).expand(n, -1)}
+    outputs = run.model.generate(batch, targets, generator=generator, sample=sample, **extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for t in targets:

@@ -44,7 +44,10 @@ def run_training(run_dir: Path, manifest: Path, config: RunConfig, resume: bool 
     import os
     main_process = os.environ.get("RANK", "0") == "0"
 
+    last: list[EpochReport] = []
+
     def on_epoch(report: EpochReport) -> None:
+        last[:] = [report]
         if not quiet:
             click.echo(epoch_line(report.metrics), err=True)
         if plots:
@@ -60,4 +63,19 @@ def run_training(run_dir: Path, manifest: Path, config: RunConfig, resume: bool 
         on_epoch_end=on_epoch,
         log=(lambda msg: click.echo(msg, err=True)) if main_process else (lambda msg: None),
     )
-    return train(run_dir, manifest, config, resume=resume, hooks=hooks)
+    model = train(run_dir, manifest, config, resume=resume, hooks=hooks)
+    if main_process and last:
+        _write_singers(run_dir, manifest, model, last[0], quiet)
+    return model
+
+
+def _write_singers(run_dir: Path, manifest: Path, model, report: EpochReport, quiet: bool) -> None:
+    """After training: ``singers.json`` (voice embedding per ``speaker``) when the run has a voice."""
+    import torch
+
+    from polyvae.pipelines.voice.singers import write_after_training
+
+    device = next(iter(model.parameters()), torch.zeros(0)).device
+    path = write_after_training(Path(run_dir), model, report.data.train, Path(manifest), device)
+    if path is not None and not quiet:
+        click.echo(f"singers: {path}", err=True)

@@ -69,10 +69,10 @@ def test_log_likelihood_matches_torch_distributions(fitted, likelihood, scale):
     mod.load_state({**fitted[0].state(), "options": {**fitted[0].state()["options"],
                                                       "likelihood": likelihood, "likelihood_scale": scale}})
     x = fitted[2][:3]
-    decoder = mod.build_decoder(4)
+    decoder = mod.build_decoder(4 + mod.private_dim)
     with torch.no_grad():
         decoder.raw_log_scale.normal_()
-    params = decoder(torch.randn(3, 4))
+    params = decoder(torch.randn(3, 4 + mod.private_dim))
     dist = torch.distributions.Normal if likelihood == "gaussian" else torch.distributions.Laplace
     expected = dist(params.mean, params.log_scale.exp().expand_as(params.mean)).log_prob(x).flatten(1).sum(1)
     torch.testing.assert_close(mod.log_likelihood(params, x), expected, rtol=1e-4, atol=1e-2)
@@ -85,7 +85,7 @@ def test_encoder_and_decoder_overfit_a_few_clips(fitted):
     mod, _, x = fitted
     small = AudioModality(width=64, hidden=128)
     small.load_state({**mod.state(), "options": {**mod.state()["options"], "width": 64, "hidden": 128}})
-    encoder, decoder = small.build_encoder(8), small.build_decoder(8)
+    encoder, decoder = small.build_encoder(8), small.build_decoder(8 + small.private_dim)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=3e-3)
     losses = []
     for _ in range(40):

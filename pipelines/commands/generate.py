@@ -21,8 +21,10 @@ from polyvae.pipelines.ui import parse_assignments, split_list
               help="Folder for <modality>_<k>.<ext> files.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", "use_mean", is_flag=True, help="Decode the posterior mean instead of samples.")
+@click.option("--voice", default=None, metavar="SINGER",
+              help="Sing the generated audio in this training singer's voice (see voice-match).")
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
-def command(run_dir: Path, given, targets, n, out_dir, seed, use_mean, device) -> None:
+def command(run_dir: Path, given, targets, n, out_dir, seed, use_mean, voice, device) -> None:
     """Generate modalities from others (or from the prior) with a trained run.
 
     \b
@@ -30,11 +32,12 @@ def command(run_dir: Path, given, targets, n, out_dir, seed, use_mean, device) -
       polyvae generate runs/mvae --given text=seven --to image --n 4 --out gen/
       polyvae generate runs/mvae --given audio=clip.wav --to image,text --out gen/
       polyvae generate runs/mvae --n 8 --out prior/                 # prior samples
+      polyvae generate runs/mvae --given text=seven --to audio --voice soprano_sofia --out sung/
       polyvae generate runs/dae --given image=noisy.png --to image --out clean/
     """
     dev = resolve_device(device)
     run = load_run(run_dir, device=dev)
     paths = generate_files(run, parse_assignments(given, "--given"), split_list(targets), n,
-                           out_dir, seed=seed, sample=not use_mean, device=dev)
+                           out_dir, seed=seed, sample=not use_mean, device=dev, voice=voice)
     for p in paths:
         click.echo(str(p))

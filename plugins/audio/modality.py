@@ -24,6 +24,7 @@ from polyvae.core.modality import Modality
 from .loading import LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, read_clip
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
+from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -48,7 +49,8 @@ class AudioOptions:
     width: int = 128
     hidden: int = 256
     depth: int = 2
-    private_dim: int = 0
+    #: size of the private voice latent (0: no voice latent; the encoder is content only)
+    private_dim: int = 8
     griffin_lim_iters: int = 32
     inverse_mel_iters: int = 30
 
@@ -210,12 +212,21 @@ class AudioModality(Modality):
 
     # ---- networks -----------------------------------------------------------------------
     def build_encoder(self, latent_dim: int) -> torch.nn.Module:
+        """Content encoder for the shared latent; with ``private_dim`` > 0 a voice branch beside it
+        (frame-wise, pooled over time: see :mod:`.voice`) gives the private voice latent."""
         o = self.opts
-        return SpectrogramEncoder(*self.shape, latent_dim + o.private_dim, o.width, o.hidden, o.depth)
+        content = SpectrogramEncoder(*self.shape, latent_dim, o.width, o.hidden, o.depth)
+        if not o.private_dim:
+            return content
+        return ContentVoiceEncoder(content, VoiceEncoder(o.n_mels, o.private_dim, o.width))
 
     def build_decoder(self, input_dim: int) -> torch.nn.Module:
+        """With a voice latent (the last ``private_dim`` inputs) it also sets a per-mel-bin level."""
         o = self.opts
-        return SpectrogramDecoder(*self.shape, input_dim, o.width, o.hidden, o.depth, o.likelihood_scale)
+        if not o.private_dim:
+            return SpectrogramDecoder(*self.shape, input_dim, o.width, o.hidden, o.depth, o.likelihood_scale)
+        return VoiceConditionedDecoder(*self.shape, input_dim, o.private_dim, o.width, o.hidden, o.depth,
+                                       o.likelihood_scale)
 
     def log_likelihood(self, params: SpectrogramParams, x: torch.Tensor) -> torch.Tensor:
         """Gaussian or Laplace log-density of normalised log-mel ``x``, summed per example ``(N,)``."""

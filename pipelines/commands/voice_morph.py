@@ -1,0 +1,41 @@
+"""``polyvae voice-morph``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from polyvae.core.device import resolve_device
+from polyvae.core.run import load_run
+from polyvae.pipelines.ui import echo_json, progress
+
+
+@click.command("voice-morph")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--toward", required=True, help="A singer of the run (see polyvae voice-match).")
+@click.option("--amount", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="0 keeps your voice, 1 takes the singer's.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output WAV file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a line.")
+@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda")
+def command(run_dir: Path, recording: Path, toward: str, amount: float, out_file: Path, as_json: bool,
+            device: str) -> None:
+    """Keep what RECORDING sings; move its voice part of the way toward a singer.
+
+    \b
+    Example:
+      polyvae voice-morph runs/mvae my_voice.wav --toward soprano_sofia --amount 0.5 --out me_sofia.wav
+    """
+    from polyvae.pipelines.voice.morph import morph_voice
+
+    dev = resolve_device(device)
+    run = load_run(run_dir, device=dev)
+    result = morph_voice(run, recording, toward, amount, out_file, device=dev, progress=progress)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    click.echo(str(result.path))
+    click.echo(f"voice distance to {toward}: {result.distance_before:.2f} before, "
+               f"{result.distance_after:.2f} after (amount {amount:g})", err=True)

@@ -1,0 +1,1 @@
+"""Voice: singer embeddings, voice interpolation, matching and morphing, voice features."""

@@ -1,0 +1,160 @@
+"""Voice end to end on a tiny demo run: singers.json at training end, interpolate between
+singers (exact endpoints, both paths), voice-match, voice-morph, generate --voice, errors."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from clihelp import polyvae
+from polyvae.core.run import load_run
+from polyvae.pipelines.demo_data.singing import SINGERS
+from polyvae.pipelines.run_data import held_out, read_rows
+from polyvae.pipelines.voice.singers import SINGERS_FILE, read_table
+
+#: small audio networks and clips so that a run trains in seconds
+AUDIO_CONFIG = """
+[modality_options.audio]
+n_mels = 32
+width = 16
+hidden = 32
+private_dim = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def voice_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voice")
+    assert polyvae("data", "demo", root / "data", "--size", "24", "--seed", "3").code == 0
+    config = root / "audio.toml"
+    config.write_text(AUDIO_CONFIG)
+    result = polyvae("train", root / "run", "--data", root / "data" / "manifest.csv", "--modalities", "text,audio",
+                     "--epochs", "3", "--latent-dim", "4", "--batch-size", "8", "--config", config)
+    assert result.code == 0, result.err
+    assert "singers:" in result.err
+    return root
+
+
+def _clip_of(root, singer: str):
+    import csv
+    rows = list(csv.DictReader(open(root / "data" / "manifest.csv")))
+    return root / "data" / next(r["audio"] for r in rows if r["speaker"] == singer)
+
+
+def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_run):
+    table = read_table(voice_run / "run")
+    assert table is not None and sorted(table.names) == sorted(s.name for s in SINGERS)
+    run = load_run(voice_run / "run")
+    train_rows, _ = held_out(run, read_rows(run, voice_run / "data" / "manifest.csv", progress=lambda x, _l: x))
+    assert sum(e.clips for e in table.singers.values()) == len(train_rows)
+    with torch.no_grad():
+        w = run.model.encoders["audio"](train_rows.data["audio"])[0][:, run.model.latent_dim:]
+    speakers = np.array(train_rows.metadata["speaker"])
+    for name, entry in table.singers.items():
+        expected = w[torch.as_tensor(speakers == name)].mean(0)
+        torch.testing.assert_close(entry.embedding, expected, rtol=1e-5, atol=1e-6)
+        assert entry.features is not None and entry.features.median_pitch_hz > 60
+
+
+def test_interpolate_between_two_singers(voice_run):
+    out = voice_run / "path"
+    r = polyvae("interpolate", voice_run / "run", "--from", "bass_boris", "--to", "soprano_sofia", "--steps", "5",
+                "--content", "text=seven", "--out", out)
+    assert r.code == 0, r.err
+    record = json.loads((out / "path.json").read_text())
+    singers = json.loads((voice_run / "run" / SINGERS_FILE).read_text())["singers"]
+    assert record["alpha"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert record["voice_latents"][0] == singers["bass_boris"]["embedding"]          # exactly A
+    assert record["voice_latents"][-1] == singers["soprano_sofia"]["embedding"]      # exactly B
+    assert record["latent_distance_to_from"][0] == 0.0 and record["latent_distance_to_to"][-1] == 0.0
+    assert len(record["voice_distance_to_from"]) == len(record["voice_distance_to_to"]) == 5
+    assert -1.0 <= record["spearman_alpha_distance_to_from"] <= 1.0
+    assert record["content"] == "text=seven"
+    for k in range(5):
+        info = sf.info(out / f"step_{k:02d}.wav")
+        assert info.samplerate == 16000 and info.frames == 16000
+    assert (out / "strip.png").stat().st_size > 1000
+
+
+def test_spherical_path_and_an_audio_file_as_one_end(voice_run):
+    clip = _clip_of(voice_run, "alto_alma")
+    out = voice_run / "arc"
+    r = polyvae("interpolate", voice_run / "run", "--from", clip, "--to", "child_kai", "--steps", "3",
+                "--path", "spherical", "--out", out)
+    assert r.code == 0, r.err
+    record = json.loads((out / "path.json").read_text())
+    singers = json.loads((voice_run / "run" / SINGERS_FILE).read_text())["singers"]
+    assert record["voice_latents"][-1] == singers["child_kai"]["embedding"]
+    assert record["content"] == f"audio={clip}"                   # content from the given clip
+    assert record["path"] == "spherical" and len(record["files"]) == 3
+
+
+def test_voice_match_ranks_every_singer(voice_run):
+    clip = _clip_of(voice_run, "mezzo_mira")
+    r = polyvae("voice-match", voice_run / "run", clip, "--json")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    ranking = result["ranking"]
+    assert sorted(x["singer"] for x in ranking) == sorted(s.name for s in SINGERS)
+    distances = [x["distance"] for x in ranking]
+    assert distances == sorted(distances)
+    for x in ranking:
+        assert x["similarity"] == pytest.approx(math.exp(-0.5 * x["distance"] ** 2), rel=1e-6)
+    assert result["nearest"] == ranking[0]["singer"]
+    assert len(result["differences"]) == 5 and ranking[0]["singer"] in result["differences"][0]
+    assert result["features"]["median_pitch_hz"] > 150            # mezzo_mira sings from 247 Hz
+
+    table = polyvae("voice-match", voice_run / "run", clip)
+    assert table.code == 0 and "similarity" in table.out and "Pitch:" in table.out
+
+
+def test_voice_morph_keeps_the_length_and_moves_toward_the_singer(voice_run, tmp_path):
+    # a 2.5 s recording: the morph works window by window and keeps the length
+    parts = [sf.read(_clip_of(voice_run, s), dtype="float32")[0] for s in ("rough_rex", "tenor_tariq")]
+    recording = np.concatenate([parts[0], parts[1], parts[0][:8000]])
+    sf.write(tmp_path / "me.wav", recording, 16000)
+    r = polyvae("voice-morph", voice_run / "run", tmp_path / "me.wav", "--toward", "soprano_sofia",
+                "--amount", "1", "--out", tmp_path / "out.wav", "--json")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert result["windows"] == 3
+    audio, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 16000 and len(audio) == len(recording) and np.abs(audio).max() > 0.1
+    assert math.isfinite(result["voice_distance_after"]) and result["voice_distance_before"] > 0
+    # amount 0 keeps the voice: a different output, so the voice latent really is what moved
+    r = polyvae("voice-morph", voice_run / "run", tmp_path / "me.wav", "--toward", "soprano_sofia",
+                "--amount", "0", "--out", tmp_path / "kept.wav")
+    assert r.code == 0, r.err
+    kept = sf.read(tmp_path / "kept.wav")[0]
+    assert len(kept) == len(recording) and np.abs(kept - audio).mean() > 1e-3
+
+
+def test_generate_in_a_singers_voice(voice_run):
+    outs = {}
+    for singer in ("bass_boris", "soprano_sofia"):
+        r = polyvae("generate", voice_run / "run", "--given", "text=three", "--to", "audio", "--mean",
+                    "--voice", singer, "--out", voice_run / singer)
+        assert r.code == 0, r.err
+        outs[singer] = sf.read(voice_run / singer / "audio_0.wav")[0]
+    assert not np.allclose(outs["bass_boris"], outs["soprano_sofia"])
+
+
+def test_voice_errors_are_one_line(voice_run, tmp_path):
+    r = polyvae("voice-morph", voice_run / "run", _clip_of(voice_run, "bass_boris"), "--toward", "nobody",
+                "--out", tmp_path / "x.wav")
+    assert r.code == 2 and "no singer 'nobody'" in r.err and "soprano_sofia" in r.err
+    r = polyvae("voice-match", voice_run / "run", tmp_path / "missing.wav")
+    assert r.code == 2 and "missing.wav" in r.err and "not found" in r.err
+    r = polyvae("interpolate", voice_run / "run", "--from", "nobody", "--to", "bass_boris", "--out", tmp_path / "p")
+    assert r.code == 2 and "neither a singer" in r.err
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("command", ["voice-match", "voice-morph"])
+def test_voice_commands_have_help_with_an_example(command):
+    r = polyvae(command, "--help")
+    assert r.code == 0 and "Example" in r.out and "RUN_DIR" in r.out

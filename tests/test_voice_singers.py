@@ -1,0 +1,114 @@
+"""Singer embeddings: aggregation by hand, the metric, singers.json, path endpoints, windows."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from polyvae.core.errors import UsageError
+from polyvae.pipelines.interpolation import alphas
+from polyvae.pipelines.voice.encoding import clip_windows
+from polyvae.pipelines.voice.features import VoiceFeatures
+from polyvae.pipelines.voice.interpolate import spearman, voice_path
+from polyvae.pipelines.voice.morph import morph_latents
+from polyvae.pipelines.voice.singers import SingerEntry, SingerTable, aggregate, read_table, write_table
+
+
+def test_aggregate_by_hand():
+    latents = torch.tensor([[1.0, 0.0], [3.0, 2.0], [10.0, 4.0], [12.0, 8.0], [50.0, 50.0]])
+    groups, scale = aggregate(latents, ["a", "a", "b", "b", ""])          # the unnamed row is ignored
+    assert torch.equal(groups["a"][0], torch.tensor([2.0, 1.0])) and groups["a"][1] == 2
+    assert torch.equal(groups["b"][0], torch.tensor([11.0, 6.0])) and groups["b"][1] == 2
+    # pooled within-singer variance: sum of squared deviations / (clips - singers)
+    # dim 0: (1+1+1+1)/2 = 2; dim 1: (1+1+4+4)/2 = 5
+    torch.testing.assert_close(scale, torch.tensor([math.sqrt(2.0), math.sqrt(5.0)]))
+
+
+def test_aggregate_needs_speakers():
+    with pytest.raises(UsageError, match="speaker"):
+        aggregate(torch.zeros(3, 2), ["", "", ""])
+    with pytest.raises(ValueError):
+        aggregate(torch.zeros(3, 2), ["a", "b"])
+
+
+def _table() -> SingerTable:
+    table = SingerTable("audio", torch.tensor([1.0, 2.0]))
+    table.singers["low"] = SingerEntry(torch.tensor([0.0, 0.0]), 3, VoiceFeatures(100, 5, 900, 20, 5, 40, 0.8))
+    table.singers["high"] = SingerEntry(torch.tensor([3.0, 4.0]), 4)
+    table.singers["mid"] = SingerEntry(torch.tensor([1.0 / 3.0, 0.1234567]), 5)
+    return table
+
+
+def test_metric_ranking_and_similarity():
+    table = _table()
+    # scaled difference of [3, 4] from 0 with scale [1, 2] is [3, 2]: rms = sqrt((9 + 4) / 2)
+    d = table.distance(torch.tensor([3.0, 4.0]), table.embedding("low"))
+    assert float(d) == pytest.approx(math.sqrt(6.5))
+    ranking = table.rank(torch.tensor([2.9, 3.9]))
+    assert [r["singer"] for r in ranking] == ["high", "mid", "low"]
+    assert ranking[0]["similarity"] == pytest.approx(math.exp(-0.5 * ranking[0]["distance"] ** 2))
+    assert table.rank(torch.tensor([3.0, 4.0]))[0] == {"singer": "high", "distance": 0.0, "similarity": 1.0}
+    with pytest.raises(UsageError, match="no singer 'nobody'.*low, high, mid"):
+        table.embedding("nobody")
+
+
+def test_singers_json_round_trip_is_exact(tmp_path):
+    table = _table()
+    write_table(tmp_path, table)
+    again = read_table(tmp_path)
+    assert again.names == table.names and torch.equal(again.scale, table.scale)
+    for name in table.names:
+        assert torch.equal(again.embedding(name), table.embedding(name))        # bit for bit
+        assert again.singers[name].clips == table.singers[name].clips
+    assert again.singers["low"].features == table.singers["low"].features
+    (tmp_path / "singers.json").write_text("{not json")
+    assert read_table(tmp_path) is None                                       # rebuilt on next use
+
+
+@pytest.mark.parametrize("kind", ["linear", "spherical"])
+def test_path_endpoints_are_the_voice_latents_exactly(kind):
+    table = _table()
+    a, b = table.embedding("mid"), table.embedding("high")
+    path = voice_path(table, a, b, alphas(7), kind)
+    assert torch.equal(path[0], a) and torch.equal(path[-1], b)
+    if kind == "spherical":
+        return
+    # distance to A grows and to B shrinks along the line itself
+    to_a = table.distance(path, a.view(1, -1)).tolist()
+    to_b = table.distance(path, b.view(1, -1)).tolist()
+    assert to_a == sorted(to_a) and to_b == sorted(to_b, reverse=True)
+    assert spearman(alphas(7).tolist(), to_a) == 1.0 and spearman(alphas(7).tolist(), to_b) == -1.0
+
+
+def test_spherical_path_keeps_its_radius_around_the_average_singer():
+    table = SingerTable("audio", torch.tensor([1.0, 1.0]))
+    table.singers["x"] = SingerEntry(torch.tensor([1.0, 0.0]), 1)
+    table.singers["y"] = SingerEntry(torch.tensor([-1.0, 0.0]), 1)
+    table.singers["z"] = SingerEntry(torch.tensor([0.0, 2.0]), 1)              # centre: (0, 2/3)
+    centre = table.matrix().mean(0)
+    path = voice_path(table, table.embedding("x"), table.embedding("z"), alphas(5), "spherical")
+    radii = (path - centre).norm(dim=1)
+    torch.testing.assert_close(radii, torch.linspace(float(radii[0]), float(radii[-1]), 5))
+
+
+def test_morph_latents_endpoints_and_midpoint():
+    w = torch.tensor([[0.0, 2.0], [4.0, -2.0]])
+    target = torch.tensor([1.0, 1.0])
+    assert torch.equal(morph_latents(w, target, 0.0), w)
+    assert torch.equal(morph_latents(w, target, 1.0), target.expand(2, 2))
+    assert torch.equal(morph_latents(w, target, 0.5), torch.tensor([[0.5, 1.5], [2.5, -0.5]]))
+
+
+def test_clip_windows_cut_pad_and_drop_silence():
+    size = 100
+    loud = np.sin(np.arange(size) / 3.0).astype(np.float32)
+    wave = np.concatenate([0.5 * loud, np.zeros(size, np.float32), loud, 0.5 * loud[:40]])
+    windows, starts = clip_windows(wave, size)
+    assert starts == [0, 200, 300]                   # the silent window is dropped
+    assert all(w.shape == (size,) for w in windows)
+    assert all(np.abs(w).max() == pytest.approx(0.95) for w in windows)
+    assert np.all(windows[2][40:] == 0)               # the short tail is padded
+    windows, starts = clip_windows(wave[:310], size)    # a 10-sample tail is too short to keep
+    assert starts == [0, 200]
