@@ -158,3 +158,14 @@ def test_voice_errors_are_one_line(voice_run, tmp_path):
 def test_voice_commands_have_help_with_an_example(command):
     r = polyvae(command, "--help")
     assert r.code == 0 and "Example" in r.out and "RUN_DIR" in r.out
+
+
+def test_a_run_without_a_voice_latent_says_so(voice_run, tmp_path):
+    config = tmp_path / "novoice.toml"
+    config.write_text(AUDIO_CONFIG.replace("private_dim = 4", "private_dim = 0"))
+    r = polyvae("train", tmp_path / "run", "--data", voice_run / "data" / "manifest.csv", "--modalities", "text,audio",
+                "--epochs", "1", "--latent-dim", "4", "--config", config, "--quiet")
+    assert r.code == 0, r.err
+    assert not (tmp_path / "run" / SINGERS_FILE).exists()
+    r = polyvae("voice-match", tmp_path / "run", _clip_of(voice_run, "bass_boris"))
+    assert r.code == 2 and "no voice latent" in r.err

@@ -9,7 +9,8 @@
   validation split and for the clips of ``HELD_OUT_MANIFEST`` (e.g. ``polyvae data demo
   OTHER --seed 1``: other renditions, never seen in training);
 * content after a morph: an audio digit classifier (RBF SVM on real training log-mels)
-  reads the ``label`` of morphed held-out clips, each moved toward another singer.
+  reads the ``label`` of morphed held-out clips, each moved toward another singer;
+* content in the voice latent: the digit read from w by a logistic regression (chance 0.1).
 """
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def match_accuracy(run, data, modality: str) -> dict:
     per = {s: float(np.mean([p == s for p, t in zip(predicted, truth) if t == s])) for s in table.names}
     return {"clips": len(keep), "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth)])),
             "per_singer": per}
+
+
+def digit_in_voice(run, train_rows, other, modality: str) -> float:
+    """How much content leaks into the voice latent: a logistic regression fitted on training
+    clips' voice latents reads the digit of held-out clips (chance: 0.1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    def latents_and_labels(data):
+        labels = np.array(data.metadata.get("label", [""] * len(data)))
+        keep = np.flatnonzero(data.present[modality].numpy() & (labels != ""))
+        return encode_voice(run.model, modality, data.data[modality][keep]).numpy(), labels[keep]
+
+    w_train, y_train = latents_and_labels(train_rows)
+    w_test, y_test = latents_and_labels(other)
+    return float(LogisticRegression(max_iter=2000).fit(w_train, y_train).score(w_test, y_test))
 
 
 def digit_classifier(x: torch.Tensor, labels: np.ndarray, seed: int = 0):
@@ -133,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "match_validation_split": match_accuracy(run, validation, modality),
         "match_other_seed": match_accuracy(run, other, modality),
         "interpolation": interpolation_figures(run, out_dir / "paths", args.content, args.steps),
+        "digit_from_voice_latent": digit_in_voice(run, train_rows, other, modality),
         "morph_content": morph_content(run, train_rows, args.held_out_manifest, out_dir / "morphs",
                                        limit=args.morph_clips),
     }
