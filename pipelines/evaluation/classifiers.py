@@ -46,6 +46,8 @@ def fit_classifier(modality: str, x: torch.Tensor, labels: np.ndarray, seed: int
     if len(labels) > max_rows:
         keep = np.random.default_rng(seed).choice(len(labels), max_rows, replace=False)
         x, labels = x[torch.as_tensor(keep)], labels[keep]
-    pipe = make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", random_state=seed))
+    # Centre only: per-feature scaling would blow up near-constant features (the silent
+    # frames around a clip), where any resynthesis noise then decides the class.
+    pipe = make_pipeline(StandardScaler(with_std=False), SVC(C=10.0, gamma="scale", random_state=seed))
     pipe.fit(features(x, vocab), labels)
     return ModalityClassifier(modality, pipe, vocab)
