@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polyvae.pipelines.commands.encode",
     "polyvae.pipelines.commands.evaluate",
     "polyvae.pipelines.commands.interpolate",
+    "polyvae.pipelines.commands.anomalies",
     "polyvae.pipelines.commands.voice_match",
     "polyvae.pipelines.commands.voice_morph",
     "polyvae.pipelines.commands.demo",

@@ -121,7 +121,8 @@ def test_bad_row_stops_before_training_naming_file_and_row(tmp_path):
     assert config["data"]["skipped_rows"] == 1
 
 
-@pytest.mark.parametrize("command", ["plugins", "data", "train", "generate", "encode", "evaluate", "demo"])
+@pytest.mark.parametrize("command", ["plugins", "data", "train", "generate", "encode", "evaluate", "demo",
+                                     "interpolate", "anomalies", "report", "voice-match", "voice-morph"])
 def test_every_command_has_help_with_an_example(command):
     r = polyvae(command, "--help")
     assert r.code == 0 and ("Example" in r.out or command == "data"), r.out
@@ -132,3 +133,22 @@ def test_plugins_lists_builtins():
     assert r.code == 0
     for name in ("image", "text", "poe", "mvae"):
         assert any(line.split()[0] == name for line in r.out.splitlines()[1:] if line.strip())
+
+
+def test_anomalies_scores_every_row_and_reports_auc(trained, tmp_path):
+    _, manifest, run = trained
+    r = polyvae("anomalies", run, "--data", manifest, "--anomalous-label", "9", "--out", tmp_path / "a.csv", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["rows"] == 120 and 0.0 <= summary["roc_auc"] <= 1.0
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    assert lines[0] == "row,score,error_image,error_text,marked_anomalous" and len(lines) == 121
+    r = polyvae("anomalies", run, "--data", manifest, "--anomalous-label", "x")
+    assert r.code == 0 and "ROC AUC" not in r.out           # no row marked: no AUC
+
+
+def test_evaluate_reports_a_linear_probe(trained):
+    _, manifest, run = trained
+    result = json.loads(polyvae("evaluate", run, "--data", manifest, "--json").out)
+    assert 0.0 <= result["linear_probe_accuracy"] <= 1.0
+    assert result["log_likelihood"]["k"] == 32 and result["log_likelihood"]["iwae"] < 0

@@ -105,9 +105,61 @@ def section_log_likelihood(ctx: EvaluationContext) -> dict | None:
     return {"log_likelihood": {"iwae": value, "k": k, "unit": "nats per row"}}
 
 
+@torch.no_grad()
+def _features(ctx: EvaluationContext, data: TensorData) -> np.ndarray:
+    from polyvae.pipelines.encoding import encode_rows
+    return encode_rows(ctx.run, data, device=ctx.device)
+
+
+def section_linear_probe(ctx: EvaluationContext) -> dict | None:
+    """Accuracy of a logistic regression on the latent means (fitted on reference rows)."""
+    ref_labels, labels = labelled(ctx.reference), ctx.labels
+    if ref_labels is None or labels is None or len(set(ref_labels)) < 2:
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    keep = ref_labels != ""
+    probe.fit(_features(ctx, ctx.reference)[keep], ref_labels[keep])
+    have = labels != ""
+    accuracy = float((probe.predict(_features(ctx, ctx.rows)[have]) == labels[have]).mean())
+    return {"linear_probe_accuracy": round(accuracy, 4)}
+
+
+def section_pca(ctx: EvaluationContext) -> dict | None:
+    """linear-ae only: largest principal angle to PCA's top-k subspace, and MSE against PCA's."""
+    if getattr(ctx.run.model, "name", "") != "linear-ae":
+        return None
+    from polyvae.plugins.models.classic.linear import compare_with_pca
+    (m,) = ctx.run.modalities
+    x = ctx.reference.data[m][ctx.reference.present[m]]
+    return {"pca_comparison": compare_with_pca(ctx.run.model.cpu(), x).as_dict()}
+
+
+@torch.no_grad()
+def section_denoising(ctx: EvaluationContext) -> dict | None:
+    """denoising-ae only: PSNR of noisy and of denoised held-out rows against the clean ones."""
+    model = ctx.run.model
+    if getattr(model, "name", "") != "denoising-ae":
+        return None
+    from polyvae.plugins.models.classic.common import psnr
+    (m,) = ctx.run.modalities
+    clean = ctx.rows.data[m][ctx.rows.present[m]].to(ctx.device)
+    generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+    noisy = model.corrupt(clean, generator)
+    from polyvae.core.batch import Batch
+    batch = Batch({m: noisy}, {m: torch.ones(len(noisy), dtype=torch.bool, device=ctx.device)})
+    denoised = model.reconstruct(batch)[m]
+    before, after = float(psnr(noisy, clean).mean()), float(psnr(denoised, clean).mean())
+    return {"denoising": {"psnr_noisy_db": before, "psnr_denoised_db": after, "gain_db": after - before,
+                          "noise": model.options.noise, "noise_level": model.options.noise_level}}
+
+
 SECTIONS: list[Callable[[EvaluationContext], dict | None]] = [
     section_loss, section_reconstruction, section_classifiers, section_coherence,
-    section_joint_coherence, section_log_likelihood,
+    section_joint_coherence, section_log_likelihood, section_linear_probe, section_pca,
+    section_denoising,
 ]
 
 
