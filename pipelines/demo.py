@@ -14,11 +14,11 @@ from polyvae.core.device import resolve_device
 from polyvae.core.run import load_run
 from polyvae.core.plugins import get_registry
 
+from .demo_data import DIGIT_WORDS
 from .generation import generate_files
 from .training_run import run_training
 from .ui import progress
 
-DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 @dataclass
@@ -106,6 +106,24 @@ def _first_rows_per_label(manifest: Path) -> dict[str, dict[str, str]]:
 
 #: further demo steps (voice interpolation, report); each takes (DemoResult, LoadedRun, device)
 EXTRA_STEPS: list = []
+
+
+def _interpolate_voices(result: DemoResult, run, device) -> None:
+    """Two singers far apart in the demo set, singing 'seven', the voice moving between them."""
+    if "audio" not in run.modalities or not run.modalities["audio"].private_dim:
+        return
+    from .voice.interpolate import interpolate_voices
+    from .voice.singers import load_table
+    names = load_table(run, device).names
+    if len(names) < 2:
+        return
+    a, b = ("bass_boris", "soprano_sofia") if {"bass_boris", "soprano_sofia"} <= set(names) else names[:2]
+    content = "text=seven" if "text" in run.modalities else None
+    interpolate_voices(run, a, b, 8, result.out_dir / "interpolation" / f"{a}_to_{b}",
+                       content=content, device=device)
+
+
+EXTRA_STEPS.append(_interpolate_voices)
 
 
 def _write_report(result: DemoResult, run, device) -> None:
