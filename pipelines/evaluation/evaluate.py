@@ -156,10 +156,20 @@ def section_denoising(ctx: EvaluationContext) -> dict | None:
                           "noise": model.options.noise, "noise_level": model.options.noise_level}}
 
 
+def section_playback(ctx: EvaluationContext) -> dict | None:
+    """Audio only: spectral convergence of held-out mels -> Griffin-Lim audio -> mels (64 clips)."""
+    mod = ctx.run.modalities.get("audio")
+    if mod is None or not hasattr(mod, "spectrogram_to_audio"):
+        return None
+    from polyvae.plugins.audio.quality import griffin_lim_report
+    x = ctx.rows.data["audio"][ctx.rows.present["audio"]][:64]
+    return {"audio_playback": griffin_lim_report(mod, x)}
+
+
 SECTIONS: list[Callable[[EvaluationContext], dict | None]] = [
     section_loss, section_reconstruction, section_classifiers, section_coherence,
     section_joint_coherence, section_log_likelihood, section_linear_probe, section_pca,
-    section_denoising,
+    section_denoising, section_playback,
 ]
 
 
