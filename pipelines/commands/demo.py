@@ -11,7 +11,7 @@ from polyvae.pipelines.ui import echo_json
 @click.command("demo")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), default="demo-out")
 @click.option("--size", type=click.IntRange(10, None), default=None, help="Rows of demo data (default all 1797).")
-@click.option("--epochs", type=click.IntRange(1, None), default=None, help="Training epochs (default: train's default).")
+@click.option("--epochs", type=click.IntRange(1, None), default=None, help="Training epochs. [default: 20]")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def command(out_dir: Path, size, epochs, device, seed) -> None:
