@@ -23,6 +23,16 @@ import torch
 from torch import nn
 
 
+def with_defaults(modality: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``options``; an unknown key is a usage error listing the known ones."""
+    unknown = set(options) - set(defaults)
+    if unknown:
+        from .errors import UsageError
+        raise UsageError(f"unknown {modality} option(s): {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(defaults))}")
+    return {**defaults, **options}
+
+
 class Modality(abc.ABC):
     """Base class of every modality plugin (``image``, ``text``, ``audio``, ...)."""
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from polyvae.core.errors import BadInput, UsageError
-from polyvae.core.modality import Modality
+from polyvae.core.modality import Modality, with_defaults
 
 from .networks import ImageDecoder, ImageEncoder
 
@@ -30,11 +30,7 @@ class ImageModality(Modality):
     description = "images (any format PIL reads), conv encoder/decoder, Bernoulli or Gaussian pixels"
 
     def __init__(self, **options: Any):
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise UsageError(f"unknown image option(s): {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(OPTIONS))}")
-        merged = {**OPTIONS, **options}
+        merged = with_defaults("image", options, OPTIONS)
         super().__init__(**merged)
         self.size = int(merged["size"])
         if self.size < 8 or self.size % 4:

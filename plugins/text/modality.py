@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from polyvae.core.errors import BadInput, UsageError
-from polyvae.core.modality import Modality
+from polyvae.core.modality import Modality, with_defaults
 
 from .networks import CNNTextEncoder, GRUTextEncoder, TextDecoder
 from .vocabulary import PAD, Vocabulary
@@ -27,11 +27,7 @@ class TextModality(Modality):
     description = "character-level text in the manifest cell; CNN or GRU encoder, GRU decoder"
 
     def __init__(self, **options: Any):
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise UsageError(f"unknown text option(s): {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(OPTIONS))}")
-        merged = {**OPTIONS, **options}
+        merged = with_defaults("text", options, OPTIONS)
         if merged["encoder"] not in ("cnn", "gru"):
             raise UsageError(f"text encoder must be cnn or gru, got {merged['encoder']}")
         super().__init__(**merged)
