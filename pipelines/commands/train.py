@@ -51,6 +51,9 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
       polyvae train runs/mvae --data data/manifest.csv --resume
       torchrun --nproc_per_node 2 .venv/bin/polyvae train runs/ddp --data data/manifest.csv
     """
+    if resume and epochs is None and (run_dir / "config.json").exists():
+        from polyvae.core.run import read_config
+        epochs = read_config(run_dir).train.epochs          # continue to the run's own end
     config = build_config(config_file, {
         "model": {"model": model, "modalities": split_list(modalities) or None, "fusion": fusion,
                   "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder},
