@@ -25,6 +25,7 @@ import torch
 
 from polyvae.core.batch import Batch
 from polyvae.core.config import ModelConfig
+from polyvae.core.experts import kl_to_standard_normal
 from polyvae.core.modality import Modality
 from polyvae.core.models import LossOutput
 from polyvae.core.objective import beta_at
@@ -55,9 +56,8 @@ class VAEOptions:
             check_range("vae", "hidden", width, 1, 1_000_000)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) of each row, ``(B,)``."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+#: KL(N(mu, exp(logvar)) || N(0, I)) of each row, ``(B,)``: the engine's own (clamped) formula
+gaussian_kl = kl_to_standard_normal
 
 
 class VariationalAutoencoder(ClassicAutoencoder):
