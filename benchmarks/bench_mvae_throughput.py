@@ -20,8 +20,10 @@ binarised) + their words, same thread count, one process. Two tables:
    shared loop, interleaved rounds: where the time goes, fp32 and bf16 autocast for both.
 
 Options: ``--batch-size``, ``--latent-dim``, ``--epochs`` (trainer table), ``--rounds`` and
-``--steps`` (model-step table), ``--device cuda`` when a GPU is present, ``--skip-trainers``,
-``--compile`` (adds polyvae with ``torch.compile`` to the model-step table).
+``--steps`` (model-step table), ``--autocasts off bf16`` (polyvae trainer variants),
+``--device cuda`` when a GPU is present, ``--skip-trainers``, ``--skip-steps``, ``--compile``
+(``torch.compile``: a compiled polyvae row in the model-step table, ``train.compile`` in the
+trainer). Results and the figures measured so far: ``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 
@@ -169,7 +171,6 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
             "polyvae train loss, epochs 1,5,10,..": [round(h["train/loss"], 1) for h in history
                                                      if h["epoch"] == 1 or h["epoch"] % 5 == 0],
         })
-        print(rows[-1], flush=True)
     return rows
 
 
