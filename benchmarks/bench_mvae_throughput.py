@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -171,6 +172,7 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
             "polyvae train loss, epochs 1,5,10,..": [round(h["train/loss"], 1) for h in history
                                                      if h["epoch"] == 1 or h["epoch"] % 5 == 0],
         })
+    shutil.rmtree(work, ignore_errors=True)
     return rows
 
 
