@@ -15,15 +15,22 @@ a decoder pass on every duplicate. The duplicates are still computed (over the p
 part of the subset), so every component is finite. A row with nothing present gets the
 prior as its single weighted component.
 
-All subsets are fused in one vectorised call: the subsets are folded into the batch
-axis, ``(M, C*B, D)``, so there is no Python loop over subsets or rows.
+All subsets are fused at once as two matrix products with the subset-membership matrix
+``A`` ``(C, M)``: with ``P_m = present_m * exp(-logvar_m)``, a subset's precision is
+``T_s = 1 + (A @ P)_s`` (the 1 is the prior expert) and its mean ``(A @ (P * mu))_s / T_s``.
+No expert is copied per subset and there is no Python loop over subsets or rows. To keep
+the very confident and the very vague apart without overflow, the precisions are scaled by
+the largest one of each (row, dimension) first (the log-sum-exp trick), and the products
+run in float32 or wider even under autocast.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from polyvae.core.errors import UsageError
-from polyvae.core.experts import ExpertStack, product_of_experts
+from polyvae.core.experts import LOGVAR_MAX, LOGVAR_MIN, ExpertStack
 from polyvae.core.fusion import FusedPosterior, Fusion, uniform_weights
 from polyvae.core.hookspecs import hookimpl
 
@@ -52,15 +59,30 @@ class MixtureOfProductsOfExperts(Fusion):
         subsets = all_subsets(M, experts.mu.device)                     # (C, M)
         C = subsets.shape[0]
         present = experts.present                                       # (M, B)
-        member = subsets.T[:, :, None] & present[:, None, :]            # (M, C, B)
-        folded = ExpertStack(experts.mu[:, None].expand(M, C, B, D).reshape(M, C * B, D),
-                             experts.logvar[:, None].expand(M, C, B, D).reshape(M, C * B, D),
-                             member.reshape(M, C * B))
-        product = product_of_experts(folded, prior_expert=True)
+        mu, logvar = subset_products(subsets, experts)
         contained = (~subsets[:, :, None] | present[None]).all(1)       # (C, B): s within present
         contained[0] |= ~present.any(0)   # nothing given: component 0 is the prior expert alone
-        weights = uniform_weights(contained).to(weight_dtype(product.mu.dtype))
-        return FusedPosterior(product.mu.view(C, B, D), product.logvar.view(C, B, D), weights)
+        weights = uniform_weights(contained).to(weight_dtype(mu.dtype))
+        return FusedPosterior(mu, logvar, weights)
+
+
+def subset_products(subsets: torch.Tensor, experts: ExpertStack) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and log-variance ``(C, B, D)`` of the product, with a N(0, I) prior expert, of the
+    present experts in each subset (bool ``(C, M)``)."""
+    M, B, D = experts.mu.shape
+    dtype = weight_dtype(experts.mu.dtype)
+    with torch.autocast(experts.mu.device.type, enabled=False):
+        present = experts.present[..., None]                            # (M, B, 1)
+        log_precision = torch.where(present, -experts.logvar.to(dtype).clamp(LOGVAR_MIN, LOGVAR_MAX),
+                                    torch.full((), -math.inf, dtype=dtype, device=present.device))
+        # the result does not depend on the shift, so no gradient needs to flow through it
+        shift = log_precision.amax(0).clamp_min(0.0).detach()           # (B, D); prior: 0
+        precision = torch.exp(log_precision - shift)                    # (M, B, D); absent: 0
+        weighted_mu = precision * experts.mu.to(dtype).masked_fill(~present, 0.0)
+        member = subsets.to(dtype)                                      # (C, M)
+        total = torch.exp(-shift) + (member @ precision.reshape(M, B * D)).view(-1, B, D)
+        mean = (member @ weighted_mu.reshape(M, B * D)).view(-1, B, D) / total
+        return mean, -(shift + torch.log(total))
 
 
 @hookimpl
