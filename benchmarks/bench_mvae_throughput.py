@@ -122,11 +122,11 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
     poly_tensors = sa.polyvae_tensors(reference, data.images, data.words)
     mv_tensors = sa.multivae_tensors(poly_tensors, len(text.vocab))
     rows: list[dict] = []
-    for autocast in args.autocasts:
+    for reconstruct, autocast in [(r, a) for r in args.reconstructs for a in args.autocasts]:
         torch.manual_seed(SEED)
         mv_model = sa.multivae_mvae(reference, args.latent_dim, WARMUP_EPOCHS)
         mv_train = MultimodalBaseDataset(data={m: t[train_rows] for m, t in mv_tensors.items()})
-        mv_config = BaseTrainerConfig(output_dir=str(work / f"multivae-{autocast}"), num_epochs=args.epochs,
+        mv_config = BaseTrainerConfig(output_dir=str(work / f"multivae-{reconstruct}-{autocast}"), num_epochs=args.epochs,
                                       learning_rate=LR, per_device_train_batch_size=args.batch_size,
                                       no_cuda=device.type != "cuda", seed=SEED)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -147,19 +147,21 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
         config.model.modalities = ["image", "text"]
         config.model.latent_dim = args.latent_dim
         config.model.kl_warmup_epochs = WARMUP_EPOCHS
+        config.model.reconstruct = reconstruct
         config.modality_options = {"image": {"size": 8, "channels": 1}}
         for key, value in dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=LR, seed=SEED,
                                device=device.type, num_threads=args.threads, autocast=autocast,
                                compile=args.compile).items():
             setattr(config.train, key, value)
-        model = train(work / f"polyvae-{autocast}", manifest, config,
+        run = work / f"polyvae-{reconstruct}-{autocast}"
+        model = train(run, manifest, config,
                       hooks=TrainingHooks(on_epoch_end=multivae_epoch), registry=sa.polyvae_registry())
         history = [json.loads(line) for line in
-                   (work / f"polyvae-{autocast}" / "metrics.jsonl").read_text().splitlines()]
+                   (run / "metrics.jsonl").read_text().splitlines()]
         poly_rates = [h["examples_per_second"] for h in history]
         pairs = [p / m for p, m in zip(poly_rates[1:], mv_rates[1:])]
         rows.append({
-            "polyvae": f"trainer, autocast={autocast}",
+            "polyvae": f"trainer, reconstruct={reconstruct}, autocast={autocast}",
             "polyvae ex/s": statistics.median(poly_rates[1:]),
             "MultiVae ex/s": statistics.median(mv_rates[1:]),
             "ratio": statistics.median(pairs),
@@ -181,6 +183,7 @@ def step_table(args, data: common.Digits, device: torch.device) -> dict[str, com
     """Forward + backward + Adam on identical random batches, candidates interleaved."""
     torch.manual_seed(SEED)
     poly = sa.polyvae_mvae(data.words, args.latent_dim, WARMUP_EPOCHS).to(device)
+    poly_subset = sa.polyvae_mvae(data.words, args.latent_dim, WARMUP_EPOCHS, reconstruct="subset").to(device)
     mv = sa.multivae_mvae(poly, args.latent_dim, WARMUP_EPOCHS).to(device)
     pt = {m: t.to(device) for m, t in sa.polyvae_tensors(poly, data.images, data.words).items()}
     mt = sa.multivae_tensors(pt, len(poly.modalities["text"].vocab))
@@ -205,6 +208,8 @@ def step_table(args, data: common.Digits, device: torch.device) -> dict[str, com
         "polyvae fp32, plain Adam": sa.polyvae_step(poly, pt, adam(poly), False),
         "polyvae fp32": sa.polyvae_step(poly, pt, adam(poly, True), False),
         "polyvae bf16 autocast": sa.polyvae_step(poly, pt, adam(poly, True), True),
+        "polyvae fp32, subset": sa.polyvae_step(poly_subset, pt, adam(poly_subset, True), False),
+        "polyvae bf16, subset": sa.polyvae_step(poly_subset, pt, adam(poly_subset, True), True),
     }
     if args.compile:
         compiled = torch.compile(poly)
@@ -226,6 +231,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--autocasts", nargs="+", default=["off", "bf16"])
+    parser.add_argument("--reconstructs", nargs="+", default=["all", "subset"],
+                        help="polyvae objectives: all (default: every subset reconstructs every "
+                             "modality) and subset (Wu & Goodman's, as MultiVae's MVAE)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--skip-trainers", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")

@@ -122,13 +122,18 @@ def polyvae_registry():
     return build_registry([_MLPPlugin()], entry_points=False, defaults=defaults)
 
 
-def polyvae_mvae(words: list[str], latent_dim: int, kl_warmup_epochs: int) -> MultimodalVAE:
-    """polyvae's MVAE (PoE fusion, default objective) with the MLP modalities, fitted on ``words``."""
+def polyvae_mvae(words: list[str], latent_dim: int, kl_warmup_epochs: int,
+                 reconstruct: str = "all") -> MultimodalVAE:
+    """polyvae's MVAE (PoE fusion) with the MLP modalities, fitted on ``words``.
+
+    ``reconstruct="all"`` is polyvae's default objective (every subset reconstructs every
+    modality); ``"subset"`` is Wu & Goodman's, the one MultiVae's MVAE implements.
+    """
     image = MLPImage(size=8, channels=1)
     text = MLPText()
     text.fit(words)
     config = ModelConfig(modalities=["image", "text"], latent_dim=latent_dim,
-                         kl_warmup_epochs=kl_warmup_epochs)
+                         kl_warmup_epochs=kl_warmup_epochs, reconstruct=reconstruct)
     return MultimodalVAE({"image": image, "text": text}, config, ProductOfExperts())
 
 
@@ -140,7 +145,7 @@ def polyvae_tensors(model: MultimodalVAE, images: torch.Tensor, words: list[str]
 def polyvae_batch(tensors: dict[str, torch.Tensor], idx: torch.Tensor) -> Batch:
     data = {m: t[idx] for m, t in tensors.items()}
     present = {m: torch.ones(len(idx), dtype=torch.bool, device=idx.device) for m in tensors}
-    return Batch(data, present, idx)
+    return Batch(data, present, idx, complete=True)
 
 
 def polyvae_step(model: MultimodalVAE, tensors: dict[str, torch.Tensor], optimizer, bf16: bool,

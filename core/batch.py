@@ -8,11 +8,17 @@ import torch
 
 @dataclass
 class Batch:
-    """``data[m]`` is ``(B, *shape_m)`` (zeros where missing); ``present[m]`` is bool ``(B,)``."""
+    """``data[m]`` is ``(B, *shape_m)`` (zeros where missing); ``present[m]`` is bool ``(B,)``.
+
+    ``complete`` promises that every row has every modality (all ``present`` masks True),
+    known without looking at them; it lets the objective drop its masking and gathers.
+    False only means "not promised".
+    """
 
     data: dict[str, torch.Tensor]
     present: dict[str, torch.Tensor]
     index: torch.Tensor | None = None
+    complete: bool = False
 
     @property
     def size(self) -> int:
@@ -25,7 +31,7 @@ class Batch:
     def to(self, device) -> "Batch":
         return Batch({k: v.to(device, non_blocking=True) for k, v in self.data.items()},
                      {k: v.to(device, non_blocking=True) for k, v in self.present.items()},
-                     None if self.index is None else self.index.to(device))
+                     None if self.index is None else self.index.to(device), self.complete)
 
     def only(self, modalities) -> "Batch":
         """The same rows with every other modality marked missing."""
@@ -35,4 +41,4 @@ class Batch:
     def select(self, rows: torch.Tensor) -> "Batch":
         return Batch({k: v[rows] for k, v in self.data.items()},
                      {k: v[rows] for k, v in self.present.items()},
-                     None if self.index is None else self.index[rows])
+                     None if self.index is None else self.index[rows], self.complete)

@@ -22,6 +22,9 @@ class ModelConfig:
     hidden_dim: int = 256
     #: MVAE sub-sampling: random subsets (of size 2 .. M-1) added to joint + unimodal terms
     k_subsets: int = 1
+    #: what each sub-sampled subset's ELBO reconstructs: "all" observed modalities (better
+    #: cross-modal coherence) or only the "subset"'s own (Wu & Goodman's MVAE; faster)
+    reconstruct: str = "all"
     beta: float = 1.0
     #: epochs over which beta ramps linearly from 0 to ``beta`` (KL annealing)
     kl_warmup_epochs: int = 5

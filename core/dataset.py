@@ -1,6 +1,7 @@
 """Manifest rows decoded once by the modality plugins and cached as tensors."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,12 @@ class TensorData:
             indices = torch.as_tensor(indices, dtype=torch.long)
         idx = indices if isinstance(indices, torch.Tensor) else torch.arange(len(self))[indices]
         return Batch({m: t[idx] for m, t in self.data.items()},
-                     {m: p[idx] for m, p in self.present.items()}, idx)
+                     {m: p[idx] for m, p in self.present.items()}, idx, self.complete)
+
+    @functools.cached_property
+    def complete(self) -> bool:
+        """Every row has every modality (checked once; the rows never change)."""
+        return all(bool(p.all()) for p in self.present.values())
 
     def subset(self, indices: list[int] | torch.Tensor) -> "TensorData":
         idx = torch.as_tensor(indices, dtype=torch.long)

@@ -32,9 +32,7 @@ class GaussianExpert:
 
     def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised sample ``mu + sigma * eps``."""
-        eps = torch.randn(self.mu.shape, generator=generator, device=self.mu.device,
-                          dtype=self.mu.dtype)
-        return self.mu + torch.exp(0.5 * self.logvar) * eps
+        return self.mu + torch.exp(0.5 * self.logvar) * standard_normal_like(self.mu, generator)
 
     def kl_to_standard_normal(self) -> torch.Tensor:
         """KL(q || N(0, I)) summed over latent dimensions, shape ``(B,)``."""
@@ -62,6 +60,14 @@ class ExpertStack:
         if subset.dim() == 1:
             subset = subset[:, None]
         return ExpertStack(self.mu, self.logvar, self.present & subset.to(self.present.device))
+
+
+def standard_normal_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``x``; the same draws as ``torch.randn`` with or without a
+    generator (``randn_like`` for the default one, which torch.compile traces for any batch size)."""
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import torch
 
-from .experts import ExpertStack, gaussian_log_prob, kl_to_standard_normal, standard_normal_log_prob
+from .experts import (ExpertStack, gaussian_log_prob, kl_to_standard_normal, standard_normal_like,
+                      standard_normal_log_prob)
 
 
 @dataclass
@@ -34,9 +35,7 @@ class FusedPosterior:
 
     def rsample_stratified(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """One reparameterised sample per component: ``(C, B, D)``."""
-        eps = torch.randn(self.mu.shape, generator=generator, device=self.mu.device,
-                          dtype=self.mu.dtype)
-        return self.mu + torch.exp(0.5 * self.logvar) * eps
+        return self.mu + torch.exp(0.5 * self.logvar) * standard_normal_like(self.mu, generator)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """One sample per example from the mixture (component chosen by weight): ``(B, D)``."""

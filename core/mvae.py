@@ -15,7 +15,7 @@ from .experts import ExpertStack, GaussianExpert
 from .fusion import FusedPosterior, Fusion
 from .modality import Modality
 from .models import AutoencoderModel, LossOutput
-from .objective import SubsetSampler, beta_at, likelihood_weights, subset_elbo
+from .objective import SubsetSampler, beta_at, check_reconstruct, likelihood_weights, subset_elbo
 
 
 class SharedBackbone(nn.Module):
@@ -47,6 +47,7 @@ class MultimodalVAE(AutoencoderModel):
                                        for m, mod in modalities.items()})
         self.weights = likelihood_weights(modalities, config)
         self.subsets = SubsetSampler(len(self.order), config.k_subsets)
+        check_reconstruct(config.reconstruct)
 
     # ---- encoding -----------------------------------------------------------------------
     def experts(self, batch: Batch) -> tuple[ExpertStack, dict[str, GaussianExpert]]:
@@ -113,8 +114,23 @@ class MultimodalVAE(AutoencoderModel):
 
     # ---- training -----------------------------------------------------------------------
     def forward(self, batch: Batch, epoch: float = 0.0) -> LossOutput:
-        stack, private = self.experts(batch)
-        subsets = self.subsets.sample(device=stack.mu.device)            # (S, M) bool
-        elbo, terms = subset_elbo(self, batch, stack, private, subsets,
-                                  beta=beta_at(self.config, epoch))
+        subsets = self.subsets.sample(device=batch.present[self.order[0]].device)   # (S, M) bool
+        beta = torch.tensor(beta_at(self.config, epoch), device=subsets.device)
+        elbo, terms = self._elbo(batch, subsets, beta)
         return LossOutput(-elbo, terms)
+
+    def _elbo(self, batch: Batch, subsets: torch.Tensor, beta: torch.Tensor
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Encoders, fusion, decoders and the ELBO: tensors in, tensors out (what ``compile`` compiles)."""
+        stack, private = self.experts(batch)
+        return subset_elbo(self, batch, stack, private, subsets, beta=beta,
+                           reconstruct=self.config.reconstruct)
+
+    def compile(self, *args, **kwargs) -> None:
+        """``torch.compile`` the step's tensor work (:meth:`_elbo`), in place.
+
+        Sampling the subsets and the KL weight stay outside, so a new weight every step
+        (KL warm-up) does not recompile. On paired data with ``reconstruct = "all"`` the
+        whole step is one graph; elsewhere the objective's gathers split it.
+        """
+        self._elbo = torch.compile(self._elbo, *args, **kwargs)

@@ -6,11 +6,14 @@ For every row and every sampled subset S of modalities that the row fully has, t
              - beta KL(q(z | x_S) || N(0, I)) - beta sum_{m present} KL(q(w_m | x_m) || N(0, I))
 
 i.e. each subset's posterior must explain *all* of the row's observed modalities (a valid
-lower bound on log p(x) for any q, as in MoPoE). Wu & Goodman's MVAE reconstructs only
-the subset's own modalities; reconstructing the others too is what makes single-modality
-posteriors generate the other modalities coherently. The sampled subsets are the joint,
-each single modality and ``k`` random subsets of intermediate size. Rows missing some
-modality contribute only the subsets they have, and reconstruct only what they have.
+lower bound on log p(x) for any q, as in MoPoE): ``reconstruct = "all"``, the default.
+Wu & Goodman's MVAE reconstructs only the subset's own modalities (``reconstruct =
+"subset"``: the sums over m run over the subset, a bound on log p(x_S)); it decodes fewer
+rows, so it trains faster, but reconstructing the others too is what makes
+single-modality posteriors generate the other modalities coherently. The sampled subsets
+are the joint, each single modality and ``k`` random subsets of intermediate size. Rows
+missing some modality contribute only the subsets they have, and reconstruct only what
+they have.
 """
 from __future__ import annotations
 
@@ -18,8 +21,19 @@ import torch
 
 from .batch import Batch
 from .config import ModelConfig
+from .errors import UsageError
 from .experts import ExpertStack, GaussianExpert
 from .modality import Modality
+
+
+#: which modalities a subset's ELBO reconstructs: every observed one, or the subset's own
+RECONSTRUCT = ("all", "subset")
+
+
+def check_reconstruct(value: str) -> str:
+    if value not in RECONSTRUCT:
+        raise UsageError(f"unknown reconstruct setting '{value}'; use {' or '.join(RECONSTRUCT)}")
+    return value
 
 
 class SubsetSampler:
@@ -64,11 +78,14 @@ def likelihood_weights(modalities: dict[str, Modality], config: ModelConfig) -> 
 
 
 def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, GaussianExpert],
-                subsets: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                subsets: torch.Tensor, beta: float | torch.Tensor, reconstruct: str = "all"
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over rows of the summed subset ELBOs, and logging terms.
 
     Vectorised: the S subsets are folded into the batch dimension, so the fusion runs once
-    on ``(M, S*B, D)`` and each decoder runs once on the rows that have its modality.
+    on ``(M, S*B, D)`` and each decoder runs once on the (component, subset, row) triples
+    that reconstruct its modality; when that is all of them (paired data), with no
+    gather or scatter at all.
     """
     M, B, D = stack.mu.shape
     S = subsets.shape[0]
@@ -84,37 +101,48 @@ def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, Gaus
     kl = post.kl_per_component(z).view(C, S, B)
     weights = post.weights.view(C, S, B)
     active = covered[None] & (weights > 0)                              # (C, S, B)
+    targets = subsets if reconstruct == "subset" else torch.ones_like(subsets)   # (S, M)
 
     trunk = model._trunk(z.reshape(C * S * B, D))
-    ll = torch.zeros(C * S * B, device=z.device, dtype=torch.float32)
     row_of = torch.arange(B, device=z.device).repeat(C * S)             # flat index -> row
+    # paired rows and every modality reconstructed: decode all C*S*B triples, no gather and
+    # no data-dependent shapes (the path torch.compile captures in one graph)
+    dense = batch.complete and reconstruct == "all"
+    ll = torch.zeros(C * S * B, device=z.device, dtype=torch.float32)
     terms: dict[str, torch.Tensor] = {}
-    kl_private = torch.zeros(B, device=z.device)
+    kl_private = torch.zeros(S, B, device=z.device)
     for i, m in enumerate(model.order):
-        idx = (active & present[i][None, None]).reshape(-1).nonzero().squeeze(1)
-        if idx.numel() == 0:
-            continue
-        rows = row_of[idx]
+        idx = None
+        if not dense:
+            decoded = (active & present[i][None, None] & targets[None, :, i, None]).reshape(-1)
+            if not bool(decoded.all()):
+                idx = decoded.nonzero().squeeze(1)
+                if idx.numel() == 0:
+                    continue
+        rows = row_of if idx is None else row_of[idx]
         x = batch.data[m][rows]
         w = None
         if m in private:
             w = private[m].rsample()[rows]
-            kl_private = kl_private + private[m].kl_to_standard_normal() * present[i]
-        params = model.decoders[m](model._decoder_input(trunk[idx], m, w), x)
+            pays = present[i][None] & targets[:, i, None]                # (S, B)
+            kl_private = kl_private + private[m].kl_to_standard_normal()[None] * pays
+        h = trunk if idx is None else trunk[idx]
+        params = model.decoders[m](model._decoder_input(h, m, w), x)
         log_lik = model.modalities[m].log_likelihood(params, x).float()
-        ll.index_add_(0, idx, model.weights[m] * log_lik)
+        weighted = model.weights[m] * log_lik
+        ll = ll + weighted if idx is None else ll.index_add(0, idx, weighted)
         terms[f"nll/{m}"] = -log_lik.detach().mean()
 
     per = ll.view(C, S, B) - beta * kl
     per = torch.where(active, weights * per, torch.zeros_like(per)).sum(0)   # (S, B)
-    per = per - beta * kl_private[None]
+    per = per - beta * kl_private
     elbo_rows = torch.where(covered, per, torch.zeros_like(per)).sum(0)      # (B,)
     counted = covered.sum().clamp_min(1)
-    kl_mean = torch.where(active, weights * kl, torch.zeros_like(kl)).sum(0)[covered].sum() / counted
-    terms["kl"] = kl_mean.detach()
+    kl_subsets = torch.where(active, weights * kl, torch.zeros_like(kl)).sum(0)   # (S, B)
+    terms["kl"] = (torch.where(covered, kl_subsets, torch.zeros_like(kl_subsets)).sum() / counted).detach()
     if private:
-        terms["kl_private"] = kl_private.detach().mean()
-    terms["beta"] = torch.tensor(beta)
+        terms["kl_private"] = kl_private[0].detach().mean()       # subset 0 is the joint
+    terms["beta"] = torch.as_tensor(beta).detach()
     elbo = elbo_rows.mean()
     terms["elbo"] = elbo.detach()
     return elbo, terms

@@ -89,6 +89,14 @@ def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
+def seed_step(seed: int, device: torch.device) -> None:
+    """Seed the generators a step on ``device`` draws from (``torch.manual_seed`` also visits
+    every other backend, a measurable share of a small CPU step)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
 def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit: bool,
                  progress: Progress = _no_progress) -> PreparedData:
     """Validate and decode the manifest, fit the modalities on the training split if ``fit``."""
@@ -321,8 +329,9 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
     """One epoch over this rank's ``order``; returns rows seen and loss-term sums (rank-local)."""
     seed = config.train.seed
     steps = max(1, math.ceil(len(order) / local_bs))
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor | float] = {}     # loss terms stay tensors until the epoch ends
     seen = 0
+    params = [p for p in model.parameters() if p.requires_grad]
     for step in range(steps):
         idx = order[step * local_bs:(step + 1) * local_bs]
         if idx.numel() == 0:
@@ -333,7 +342,7 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
         for k, (m, part) in enumerate(parts):
             # noise of a shard = (rank, micro-batch) of the global batch: one process with
             # W*A micro-batches draws what W processes with A micro-batches each draw
-            torch.manual_seed(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m))
+            seed_step(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m), device)
             quiet = net.no_sync() if net is not model and k < len(parts) - 1 else contextlib.nullcontext()
             with quiet:
                 with _autocast(config, device):
@@ -348,13 +357,16 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
             seen += part.numel()
             sums["loss"] = sums.get("loss", 0.0) + loss * part.numel()
             for key, v in out.terms.items():
-                sums[key] = sums.get(key, 0.0) + float(v) * part.numel()
+                sums[key] = sums.get(key, 0.0) + v.detach().float() * part.numel()
         if optimizer is not None:
             # gradients are already averaged over ranks here, so every rank agrees
-            clip = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            if not bool(torch.isfinite(norm)):
+            grads = [p.grad for p in params if p.grad is not None]
+            total = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+            norm = float(total)
+            if not math.isfinite(norm):
                 raise _diverged("the gradient became non-finite", epoch, step, run_dir, epoch)
+            if 0 < config.train.grad_clip < norm:       # rescale only when over the limit
+                torch.nn.utils.clip_grads_with_norm_(params, config.train.grad_clip, total)
             optimizer.step()
         elif ctx.active:
             average_parameters(model, ctx)
@@ -362,4 +374,4 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
             bar.update(1)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss:.3f}")
-    return seen, sums
+    return seen, {k: float(v) for k, v in sums.items()}

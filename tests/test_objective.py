@@ -85,9 +85,9 @@ def test_balanced_weights_equalise_sizes():
     assert likelihood_weights(mods, ModelConfig(likelihood_weighting="none")) == {"a": 1.0, "b": 1.0}
 
 
-def _model(k=0):
+def _model(k=0, reconstruct="all"):
     mods = {"a": Scalar(), "b": Scalar()}
-    cfg = ModelConfig(latent_dim=1, likelihood_weighting="none", k_subsets=k)
+    cfg = ModelConfig(latent_dim=1, likelihood_weighting="none", k_subsets=k, reconstruct=reconstruct)
     return MultimodalVAE(mods, cfg, ProductOfExperts())
 
 
@@ -118,6 +118,40 @@ def test_subset_elbo_matches_hand_computation():
     assert float(terms["beta"]) == 1.0
 
 
+def _kl(mu, var):
+    return 0.5 * (mu ** 2 + var - 1 - math.log(var))
+
+
+@pytest.mark.parametrize("reconstruct", ["all", "subset"])
+@pytest.mark.parametrize("paired", [True, False], ids=["paired", "row-1-lacks-b"])
+def test_reconstruct_setting_matches_hand_computation(reconstruct, paired):
+    """"subset" (Wu & Goodman) drops the cross terms: {a} reconstructs only a, {b} only b.
+    Fully paired batches take the no-gather path of the objective, the others the gather one."""
+    model = _model(reconstruct=reconstruct)
+    x = {"a": torch.tensor([[1.0], [3.0]]), "b": torch.tensor([[2.0], [0.0]])}
+    present = {"a": torch.tensor([True, True]), "b": torch.tensor([True, paired])}
+    batch = Batch(x, present, complete=paired)
+    stack, private = model.experts(batch)
+    elbo, _ = subset_elbo(model, batch, stack, private, model.subsets.sample(), beta=1.0,
+                          reconstruct=reconstruct)
+    var = math.exp(-20)
+    cross = 1.0 if reconstruct == "all" else 0.0
+
+    def row(a, b):
+        joint = -((a + b) / 2 - a) ** 2 - ((a + b) / 2 - b) ** 2 - _kl((a + b) / 2, var / 2)
+        return joint - cross * (a - b) ** 2 - _kl(a, var) - cross * (b - a) ** 2 - _kl(b, var)
+
+    row1 = row(3.0, 0.0) if paired else -_kl(3.0, var)
+    assert float(elbo) == pytest.approx((row(1.0, 2.0) + row1) / 2, rel=1e-4)
+
+
+def test_unknown_reconstruct_setting_is_refused():
+    from polyvae.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="reconstruct setting 'some'"):
+        _model(reconstruct="some")
+
+
 def test_missing_modality_rows_get_no_gradient_from_absent_terms():
     model = _model()
     x = torch.randn(4, 1)
@@ -145,3 +179,34 @@ def test_shared_decoder_is_one_backbone_with_small_heads():
     out = model(batch, epoch=1.0)
     out.loss.backward()
     assert model.backbone.net[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+def test_paired_fast_path_equals_the_masked_path(fusion):
+    """A batch promised complete skips the masks and gathers; loss and gradients must not move.
+    Three modalities (the third a second image) so a random subset is sampled too."""
+    from polyvae.core.plugins import get_registry
+    from polyvae.plugins.image.modality import ImageModality
+    from polyvae.plugins.text.modality import TextModality
+
+    image, sketch, text = ImageModality(size=8), ImageModality(size=8), TextModality()
+    for m in (image, sketch):
+        m.load_state({"channels": 1, "size": 8})
+    text.fit(["one", "two"])
+    torch.manual_seed(0)
+    model = MultimodalVAE({"image": image, "sketch": sketch, "text": text},
+                          ModelConfig(latent_dim=4, k_subsets=2), get_registry().fusion(fusion)())
+    data = {"image": torch.rand(5, 1, 8, 8), "sketch": torch.rand(5, 1, 8, 8),
+            "text": text.preprocess(["one", "two", "one", "two", "two"])}
+    present = {m: torch.ones(5, dtype=torch.bool) for m in data}
+    results = []
+    for complete in (False, True):
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = model(Batch(data, present, complete=complete), epoch=2.5)
+        out.loss.backward()
+        results.append((out.loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (masked, masked_grads), (dense, dense_grads) = results
+    torch.testing.assert_close(dense, masked, rtol=1e-6, atol=1e-5)
+    for a, b in zip(dense_grads, masked_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=5e-5)     # summation order only

@@ -34,10 +34,14 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
               help="Stop before training at the first bad row (default), or skip bad rows and count them.")
 @click.option("--autocast", type=click.Choice(["off", "bf16", "auto"]), default=None,
               help="bf16 mixed precision: auto = on CUDA only. [default: off]")
+@click.option("--reconstruct", type=click.Choice(["all", "subset"]), default=None,
+              help="What each MVAE subset term reconstructs: every observed modality (better "
+                   "cross-modal generation) or only the subset's own (Wu & Goodman; fewer decoder "
+                   "passes, faster). [default: all]")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines.")
 def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, latent_dim, batch_size,
             learning_rate, beta, seed, device, config_file, resume, shared_decoder, on_bad_input,
-            autocast, quiet) -> None:
+            autocast, reconstruct, quiet) -> None:
     """Train a model on MANIFEST into RUN_DIR.
 
     RUN_DIR gets config.json, model.safetensors (after every epoch), metrics.jsonl,
@@ -56,7 +60,8 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
         epochs = read_config(run_dir).train.epochs          # continue to the run's own end
     config = build_config(config_file, {
         "model": {"model": model, "modalities": split_list(modalities) or None, "fusion": fusion,
-                  "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder},
+                  "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder,
+                  "reconstruct": reconstruct},
         "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                   "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast},
     })
