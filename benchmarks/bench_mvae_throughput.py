@@ -20,10 +20,11 @@ binarised) + their words, same thread count, one process. Two tables:
    shared loop, interleaved rounds: where the time goes, fp32 and bf16 autocast for both.
 
 Options: ``--batch-size``, ``--latent-dim``, ``--epochs`` (trainer table), ``--rounds`` and
-``--steps`` (model-step table), ``--autocasts off bf16`` (polyvae trainer variants),
-``--device cuda`` when a GPU is present, ``--skip-trainers``, ``--skip-steps``, ``--compile``
-(``torch.compile``: a compiled polyvae row in the model-step table, ``train.compile`` in the
-trainer). Results and the figures measured so far: ``benchmarks/RESULTS.md``.
+``--steps`` (model-step table), ``--variants`` (polyvae trainer variants as
+RECONSTRUCT:AUTOCAST:eager|compile, by default ``all:off:eager all:bf16:eager
+all:bf16:compile subset:bf16:eager``), ``--device cuda`` when a GPU is present,
+``--skip-trainers``, ``--skip-steps``, ``--compile`` (compiled polyvae rows in the
+model-step table; ``compile`` in a variant is ``train.compile`` in the trainer). Results and the figures measured so far: ``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 
@@ -122,11 +123,12 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
     poly_tensors = sa.polyvae_tensors(reference, data.images, data.words)
     mv_tensors = sa.multivae_tensors(poly_tensors, len(text.vocab))
     rows: list[dict] = []
-    for reconstruct, autocast in [(r, a) for r in args.reconstructs for a in args.autocasts]:
+    for variant in args.variants:
+        reconstruct, autocast, mode = variant.split(":")
         torch.manual_seed(SEED)
         mv_model = sa.multivae_mvae(reference, args.latent_dim, WARMUP_EPOCHS)
         mv_train = MultimodalBaseDataset(data={m: t[train_rows] for m, t in mv_tensors.items()})
-        mv_config = BaseTrainerConfig(output_dir=str(work / f"multivae-{reconstruct}-{autocast}"), num_epochs=args.epochs,
+        mv_config = BaseTrainerConfig(output_dir=str(work / f"multivae-{reconstruct}-{autocast}-{mode}"), num_epochs=args.epochs,
                                       learning_rate=LR, per_device_train_batch_size=args.batch_size,
                                       no_cuda=device.type != "cuda", seed=SEED)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -151,9 +153,9 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
         config.modality_options = {"image": {"size": 8, "channels": 1}}
         for key, value in dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=LR, seed=SEED,
                                device=device.type, num_threads=args.threads, autocast=autocast,
-                               compile=args.compile).items():
+                               compile=mode == "compile").items():
             setattr(config.train, key, value)
-        run = work / f"polyvae-{reconstruct}-{autocast}"
+        run = work / f"polyvae-{reconstruct}-{autocast}-{mode}"
         model = train(run, manifest, config,
                       hooks=TrainingHooks(on_epoch_end=multivae_epoch), registry=sa.polyvae_registry())
         history = [json.loads(line) for line in
@@ -161,7 +163,7 @@ def trainer_table(args, data: common.Digits, device: torch.device) -> list[dict]
         poly_rates = [h["examples_per_second"] for h in history]
         pairs = [p / m for p, m in zip(poly_rates[1:], mv_rates[1:])]
         rows.append({
-            "polyvae": f"trainer, reconstruct={reconstruct}, autocast={autocast}",
+            "polyvae": f"trainer, reconstruct={reconstruct}, autocast={autocast}, {mode}",
             "polyvae ex/s": statistics.median(poly_rates[1:]),
             "MultiVae ex/s": statistics.median(mv_rates[1:]),
             "ratio": statistics.median(pairs),
@@ -211,9 +213,15 @@ def step_table(args, data: common.Digits, device: torch.device) -> dict[str, com
         "polyvae fp32, subset": sa.polyvae_step(poly_subset, pt, adam(poly_subset, True), False),
         "polyvae bf16, subset": sa.polyvae_step(poly_subset, pt, adam(poly_subset, True), True),
     }
-    if args.compile:
-        compiled = torch.compile(poly)
-        candidates["polyvae bf16 + compile"] = sa.polyvae_step(compiled, pt, adam(poly, True), True)
+    if args.compile:   # polyvae's own switch: model.compile(), what train.compile does
+        # (torch.compile of MultiVae 1.0.3's MVAE fails: its ModelOutput loses its attributes)
+        torch.manual_seed(SEED)
+        compiled = sa.polyvae_mvae(data.words, args.latent_dim, WARMUP_EPOCHS).to(device)
+        compiled.compile()
+        candidates["polyvae bf16 + compile"] = sa.polyvae_step(compiled, pt, adam(compiled, True), True)
+        compiled32 = sa.polyvae_mvae(data.words, args.latent_dim, WARMUP_EPOCHS).to(device)
+        compiled32.compile()
+        candidates["polyvae fp32 + compile"] = sa.polyvae_step(compiled32, pt, adam(compiled32, True), False)
     for step in candidates.values():                         # warm-up (and compilation)
         loop(step, args.warmup)
     return common.interleaved({k: (lambda s=s: loop(s, args.steps)) for k, s in candidates.items()},
@@ -230,11 +238,12 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--autocasts", nargs="+", default=["off", "bf16"])
-    parser.add_argument("--reconstructs", nargs="+", default=["all", "subset"],
-                        help="polyvae objectives: all (default: every subset reconstructs every "
-                             "modality) and subset (Wu & Goodman's, as MultiVae's MVAE)")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--variants", nargs="+",
+                        default=["all:off:eager", "all:bf16:eager", "all:bf16:compile", "subset:bf16:eager"],
+                        help="polyvae trainer variants, RECONSTRUCT:AUTOCAST:eager|compile; reconstruct "
+                             "all (default objective: every subset reconstructs every modality) or "
+                             "subset (Wu & Goodman's, as MultiVae's MVAE)")
+    parser.add_argument("--compile", action="store_true", help="compiled rows in the model-step table")
     parser.add_argument("--skip-trainers", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")
     args = parser.parse_args(argv)

@@ -88,7 +88,8 @@ class Rounds:
     def spread(self) -> str:
         if not self.values:
             return "-"
-        return f"{min(self.values):.4g}..{max(self.values):.4g}"
+        lo, hi = min(self.values), max(self.values)
+        return f"{lo:.0f}..{hi:.0f}" if lo >= 100 else f"{lo:.4g}..{hi:.4g}"
 
 
 def interleaved(candidates: dict[str, Callable[[], float]], rounds: int) -> dict[str, Rounds]:

@@ -133,4 +133,7 @@ class MultimodalVAE(AutoencoderModel):
         (KL warm-up) does not recompile. On paired data with ``reconstruct = "all"`` the
         whole step is one graph; elsewhere the objective's gathers split it.
         """
-        self._elbo = torch.compile(self._elbo, *args, **kwargs)
+        # fallback_random: draw the noise with torch's own generator, as eager does, so a
+        # compiled run samples what an eager one with the same seed samples
+        options = {"fallback_random": True, **kwargs.pop("options", {})}
+        self._elbo = torch.compile(self._elbo, *args, options=options, **kwargs)

@@ -34,6 +34,9 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
               help="Stop before training at the first bad row (default), or skip bad rows and count them.")
 @click.option("--autocast", type=click.Choice(["off", "bf16", "auto"]), default=None,
               help="bf16 mixed precision: auto = on CUDA only. [default: off]")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="torch.compile the training step: slower start (tens of seconds), faster "
+                   "steps on long runs, most with --autocast bf16 (benchmarks/RESULTS.md).")
 @click.option("--reconstruct", type=click.Choice(["all", "subset"]), default=None,
               help="What each MVAE subset term reconstructs: every observed modality (better "
                    "cross-modal generation) or only the subset's own (Wu & Goodman; fewer decoder "
@@ -41,7 +44,7 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines.")
 def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, latent_dim, batch_size,
             learning_rate, beta, seed, device, config_file, resume, shared_decoder, on_bad_input,
-            autocast, reconstruct, quiet) -> None:
+            autocast, compile_, reconstruct, quiet) -> None:
     """Train a model on MANIFEST into RUN_DIR.
 
     RUN_DIR gets config.json, model.safetensors (after every epoch), metrics.jsonl,
@@ -63,7 +66,8 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
                   "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder,
                   "reconstruct": reconstruct},
         "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                  "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast},
+                  "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast,
+                  "compile": compile_},
     })
     run_training(run_dir, manifest, config, resume=resume, quiet=quiet)
     if not quiet:

@@ -21,7 +21,9 @@ class CNNTextEncoder(nn.Module):
         mask = (ids != PAD).unsqueeze(1).float()                     # (B, 1, L)
         h = self.conv(self.embed(ids).transpose(1, 2)) * mask         # (B, H, L)
         mean = h.sum(2) / mask.sum(2).clamp_min(1.0)
-        peak = h.masked_fill(mask == 0, -1e4).amax(2)
+        # max with indices: its backward scatters to the argmax (amax compares values again,
+        # which torch.compile may recompute with different rounding and match nothing: NaN)
+        peak = h.masked_fill(mask == 0, -1e4).max(2).values
         mu, logvar = self.head(torch.cat([mean, peak], dim=1)).chunk(2, dim=-1)
         return mu, logvar
 
