@@ -357,7 +357,7 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
             seen += part.numel()
             sums["loss"] = sums.get("loss", 0.0) + loss * part.numel()
             for key, v in out.terms.items():
-                sums[key] = sums.get(key, 0.0) + v.detach().float() * part.numel()
+                sums[key] = sums.get(key, 0.0) + torch.as_tensor(v).detach().float() * part.numel()
         if optimizer is not None:
             # gradients are already averaged over ranks here, so every rank agrees
             grads = [p.grad for p in params if p.grad is not None]
