@@ -69,6 +69,12 @@ class Modality(abc.ABC):
         modality. Default: nothing to fit.
         """
 
+    def notes(self) -> list[str]:
+        """One-line remarks on the data read so far that a user should see, though nothing is
+        wrong enough to be an error (e.g. "audio: 640 of 900 clips are longer than the 1 s
+        used"). Shown once after the data is loaded. Default: none."""
+        return []
+
     @abc.abstractmethod
     def preprocess(self, raws: list[Any]) -> torch.Tensor:
         """Batch of raw values -> tensor ``(N, *shape)`` in the space the networks see."""

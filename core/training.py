@@ -242,6 +242,9 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     if data.skipped:
         hooks.log(f"skipped {len(data.skipped)} bad row(s) (--on-bad-input skip); "
                   f"first: {data.skipped[0].message()}")
+    for mod in data.modalities.values():
+        for note in mod.notes():
+            hooks.log(note)
     if len(data.train) < ctx.world_size:
         raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
     config.modality_states = {m: mod.state() for m, mod in data.modalities.items()}

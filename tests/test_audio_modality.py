@@ -139,7 +139,7 @@ def test_mvae_trains_and_generates_audio_from_the_cli(tmp_path):
         word = list(NOTES)[i % 3]
         name = f"clips/{i:02d}.wav" if i % 2 else f"clips/{i:02d}.flac"
         rate = 22050 if i % 4 == 0 else SR
-        clip = voice(NOTES[word] * (1 + 0.01 * (i % 5)), seed=i)
+        clip = voice(NOTES[word] * (1 + 0.01 * (i % 5)), seconds=1.5 if i == 3 else 1.0, seed=i)
         if rate != SR:
             clip = np.interp(np.arange(int(rate)) * SR / rate, np.arange(SR), clip).astype(np.float32)
         sf.write(data / name, clip, rate)
@@ -155,6 +155,9 @@ def test_mvae_trains_and_generates_audio_from_the_cli(tmp_path):
     r = polyvae("train", run, "--data", data / "manifest.csv", "--epochs", "2", "--latent-dim", "4",
                 "--batch-size", "8", "--device", "cpu", "--quiet", "--config", config)
     assert r.code == 0, r.err
+    # the one 1.5 s clip is cut to the 1 s modelled, and the user is told how to keep more
+    assert "audio: 1 of 24 clips are longer than the 1 s used (longest 1.50 s" in r.err
+    assert "duration" in r.err
     saved = json.loads((run / "config.json").read_text())["modality_states"]["audio"]
     assert saved["options"]["n_mels"] == 32 and len(saved["normalization"]["mean"]) == 32
     r = polyvae("generate", run, "--given", "text=low", "--to", "audio", "--n", "2", "--out", tmp_path / "g")

@@ -103,6 +103,13 @@ def test_text_vocabulary_round_trip_and_state():
     again = TextModality(max_length=10)
     again.load_state(mod.state())
     assert torch.equal(again.preprocess(["three"]), mod.preprocess(["three"]))
+    # the cut is reported once the training texts are fitted, with the setting that avoids it
+    assert mod.notes() == ["text: 1 of 3 training texts are cut to 9 characters (longest 17; "
+                           "max_length 10 counts the end mark); set [modality_options.text] "
+                           "max_length to keep more."]
+    roomy = TextModality(max_length=64)
+    roomy.fit(["seven", "three", "a longer sentence"])
+    assert roomy.notes() == []
 
 
 def test_text_bad_cells():

@@ -43,7 +43,14 @@ class LoadingConfig:
 
 
 def read_clip(path: Path, config: LoadingConfig) -> np.ndarray:
-    """``path`` -> float32 mono clip of ``config.num_samples`` samples at ``config.sample_rate``.
+    """``path`` -> float32 mono clip of ``config.num_samples`` samples at ``config.sample_rate``
+    (see :func:`read_clip_and_duration`)."""
+    return read_clip_and_duration(path, config)[0]
+
+
+def read_clip_and_duration(path: Path, config: LoadingConfig) -> tuple[np.ndarray, float]:
+    """``path`` -> (float32 mono clip of ``config.num_samples`` samples at
+    ``config.sample_rate``, the file's own duration in seconds).
 
     ``pad-trim`` keeps the first ``duration`` seconds and zero-pads a shorter file at the
     end; ``center-crop`` keeps the middle ``duration`` seconds and pads a shorter file
@@ -92,7 +99,7 @@ def read_clip(path: Path, config: LoadingConfig) -> np.ndarray:
         raise BadInput(f"silent audio: peak {level} dBFS in {where}; silence cannot be modelled")
     if config.peak_normalize:
         clip = clip * (config.peak / peak)
-    return clip.astype(np.float32)
+    return clip.astype(np.float32), frames / rate
 
 
 def _source_span(frames: int, rate: int, config: LoadingConfig) -> tuple[int, int, int]:

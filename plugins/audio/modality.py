@@ -21,7 +21,7 @@ import torch
 from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.modality import Modality
 
-from .loading import LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, read_clip
+from .loading import LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, read_clip_and_duration
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
 from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
@@ -147,6 +147,7 @@ class AudioModality(Modality):
     def __init__(self, **options: Any):
         self._configure(AudioOptions.from_dict(options))
         self.normalizer: Normalizer | None = None
+        self._durations: list[float] = []       # of every file read: for notes()
 
     def _configure(self, opts: AudioOptions) -> None:
         super().__init__(**dataclasses.asdict(opts))
@@ -161,7 +162,25 @@ class AudioModality(Modality):
     # ---- data ---------------------------------------------------------------------------
     def read(self, cell: str, base_dir: Path) -> np.ndarray:
         """Float32 mono clip ``(samples,)`` at the configured rate and length."""
-        return read_clip(Path(base_dir) / cell, self.opts.loading())
+        clip, seconds = read_clip_and_duration(Path(base_dir) / cell, self.opts.loading())
+        self._durations.append(seconds)
+        return clip
+
+    def notes(self) -> list[str]:
+        """Clips cut to ``duration``, or all much shorter than it: both are worth a setting."""
+        if not self._durations:
+            return []
+        d, used, n = np.asarray(self._durations), self.opts.duration, len(self._durations)
+        cut = int((d > used + 1e-3).sum())
+        if cut:
+            kept = "first" if self.opts.length_policy == "pad-trim" else "middle"
+            return [f"audio: {cut} of {n} clips are longer than the {used:g} s used (longest "
+                    f"{d.max():.2f} s, median {np.median(d):.2f} s); only their {kept} {used:g} s "
+                    f"is modelled. Set [modality_options.audio] duration to keep more."]
+        if d.max() < 0.5 * used:
+            return [f"audio: every clip is at most {d.max():.2f} s but {used:g} s is modelled "
+                    f"(the rest is padding); a shorter [modality_options.audio] duration trains faster."]
+        return []
 
     def fit(self, raws: list[np.ndarray]) -> None:
         """Fit the mean/std of the log-mel features (per mel bin or overall) on training clips."""

@@ -34,6 +34,7 @@ class TextModality(Modality):
         self.vocab: Vocabulary | None = None
         self.length = 0
         self.mean_length = 0.0
+        self._notes: list[str] = []
 
     def read(self, cell: str, base_dir: Path) -> str:
         text = cell.strip()
@@ -48,6 +49,13 @@ class TextModality(Modality):
         longest = max(len(t) for t in raws)
         self.length = min(int(self.options["max_length"]), longest + 1)
         self.mean_length = sum(min(len(t) + 1, self.length) for t in raws) / len(raws)
+        cut = sum(len(t) + 1 > self.length for t in raws)      # + 1: the end-of-text mark
+        self._notes = [f"text: {cut} of {len(raws)} training texts are cut to {self.length - 1} "
+                       f"characters (longest {longest}; max_length {self.length} counts the end "
+                       f"mark); set [modality_options.text] max_length to keep more."] if cut else []
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
 
     def preprocess(self, raws: list[str]) -> torch.Tensor:
         return self._vocab().encode(raws, self.length)
