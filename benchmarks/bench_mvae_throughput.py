@@ -21,8 +21,9 @@ binarised) + their words, same thread count, one process. Two tables:
 
 Options: ``--batch-size``, ``--latent-dim``, ``--epochs`` (trainer table), ``--rounds`` and
 ``--steps`` (model-step table), ``--variants`` (polyvae trainer variants as
-RECONSTRUCT:AUTOCAST:eager|compile, by default ``all:off:eager all:bf16:eager
-all:bf16:compile subset:bf16:eager``), ``--device cuda`` when a GPU is present,
+RECONSTRUCT:AUTOCAST:eager|compile, by default ``all:off:eager all:off:compile
+all:bf16:eager all:bf16:compile subset:bf16:eager``; without AVX512-BF16 or a GPU, bf16 is
+emulated and slow, so the fp32 rows are the ones to read), ``--device cuda`` when a GPU is present,
 ``--skip-trainers``, ``--skip-steps``, ``--compile`` (compiled polyvae rows in the
 model-step table; ``compile`` in a variant is ``train.compile`` in the trainer). Results and the figures measured so far: ``benchmarks/RESULTS.md``.
 """
@@ -239,7 +240,8 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="+",
-                        default=["all:off:eager", "all:bf16:eager", "all:bf16:compile", "subset:bf16:eager"],
+                        default=["all:off:eager", "all:off:compile", "all:bf16:eager", "all:bf16:compile",
+                                 "subset:bf16:eager"],
                         help="polyvae trainer variants, RECONSTRUCT:AUTOCAST:eager|compile; reconstruct "
                              "all (default objective: every subset reconstructs every modality) or "
                              "subset (Wu & Goodman's, as MultiVae's MVAE)")

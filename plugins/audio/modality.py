@@ -29,20 +29,24 @@ from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+_LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
+
+
 @dataclass(frozen=True)
 class AudioOptions:
     """Every option of the audio modality (``modality_options["audio"]`` in a run config)."""
 
-    sample_rate: int = 16000
-    duration: float = 1.0
-    length_policy: str = "pad-trim"
-    peak_normalize: bool = True
-    n_fft: int = 1024
-    hop_length: int = 256
-    n_mels: int = 64
-    f_min: float = 0.0
-    f_max: float | None = None
-    log_floor: float = 1e-5
+    # defaults come from the loading and feature configs, so they are written in one place
+    sample_rate: int = _LOADING.sample_rate
+    duration: float = _LOADING.duration
+    length_policy: str = _LOADING.length_policy
+    peak_normalize: bool = _LOADING.peak_normalize
+    n_fft: int = _FEATURES.n_fft
+    hop_length: int = _FEATURES.hop_length
+    n_mels: int = _FEATURES.n_mels
+    f_min: float = _FEATURES.f_min
+    f_max: float | None = _FEATURES.f_max
+    log_floor: float = _FEATURES.log_floor
     normalization: str = "per-bin"
     likelihood: str = "gaussian"
     likelihood_scale: str = "per-bin"
@@ -51,8 +55,8 @@ class AudioOptions:
     depth: int = 2
     #: size of the private voice latent (0: no voice latent; the encoder is content only)
     private_dim: int = 8
-    griffin_lim_iters: int = 32
-    inverse_mel_iters: int = 30
+    griffin_lim_iters: int = _FEATURES.griffin_lim_iters
+    inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "AudioOptions":
