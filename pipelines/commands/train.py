@@ -35,8 +35,10 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
 @click.option("--autocast", type=click.Choice(["off", "bf16", "auto"]), default=None,
               help="bf16 mixed precision: auto = on CUDA only. [default: off]")
 @click.option("--compile", "compile_", is_flag=True, default=None,
-              help="torch.compile the training step: slower start (tens of seconds), faster "
-                   "steps on long runs, most with --autocast bf16 (benchmarks/RESULTS.md).")
+              help="torch.compile the training step: a slower start (30-90 s on 2 cores), then "
+                   "faster steps where small operations dominate (MLP networks: 1.25x with "
+                   "--autocast bf16); the built-in conv/GRU networks gain little on CPU "
+                   "(benchmarks/RESULTS.md).")
 @click.option("--reconstruct", type=click.Choice(["all", "subset"]), default=None,
               help="What each MVAE subset term reconstructs: every observed modality (better "
                    "cross-modal generation) or only the subset's own (Wu & Goodman; fewer decoder "

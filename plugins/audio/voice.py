@@ -72,4 +72,5 @@ class VoiceConditionedDecoder(SpectrogramDecoder):
     def forward(self, h: torch.Tensor, x: torch.Tensor | None = None) -> SpectrogramParams:
         params = super().forward(h, x)
         level = self.envelope(h[:, -self.voice_dim:])[:, :, None]          # (N, n_mels, 1)
-        return params._replace(mean=params.mean + level)
+        # a new tuple rather than _replace, which torch.compile (2.9) fails to trace
+        return SpectrogramParams(params.mean + level, params.log_scale)
