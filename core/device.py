@@ -52,6 +52,24 @@ class Distributed:
         return self.rank == 0
 
 
+def cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use (``$CXX``, g++, clang++, c++), or None."""
+    import shutil
+
+    for name in (os.environ.get("CXX", ""), "g++", "clang++", "c++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def check_compile_possible(device: torch.device) -> None:
+    """``--compile`` on CPU generates C++: say so in one line when no compiler is installed,
+    rather than failing deep inside the first training step."""
+    if device.type == "cpu" and cpp_compiler() is None:
+        raise UsageError("--compile on CPU needs a C++ compiler (g++ or clang++; or set CXX) and "
+                         "none was found; install one or train without --compile")
+
+
 def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on CUDA)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -31,7 +31,7 @@ from .atomic import remove_stale_temporaries, write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .dataset import Progress, TensorData, _no_progress, load_tensors, split_indices
-from .device import (Distributed, any_rank, average_parameters, barrier,
+from .device import (Distributed, any_rank, average_parameters, barrier, check_compile_possible,
                      dump_rank_state, gather_sums, init_distributed, resolve_device,
                      shutdown_distributed)
 from .errors import TrainingDiverged, UsageError
@@ -207,6 +207,8 @@ def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, 
     elif (run_dir / CONFIG).exists() and (run_dir / CHECKPOINT).exists() and not resume:
         raise UsageError(f"{run_dir} already holds a run; use --resume to continue it or pick a new folder")
     device = resolve_device(config.train.device)
+    if config.train.compile:
+        check_compile_possible(device)           # before any data is read
     ctx, device = init_distributed(device)
     try:
         return _train(run_dir, manifest_path, config, resume, hooks, registry, device, ctx)

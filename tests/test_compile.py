@@ -8,12 +8,17 @@ import pytest
 
 from clihelp import polyvae
 from conftest import write_digits
+from polyvae.core.device import cpp_compiler
+
+needs_compiler = pytest.mark.skipif(cpp_compiler() is None,
+                                    reason="torch.compile's CPU backend needs a C++ compiler (none found)")
 
 
 def _losses(run):
     return [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@needs_compiler
 @pytest.mark.parametrize("paired", [1.0, 0.5], ids=["paired", "half-paired"])
 def test_compiled_training_follows_the_eager_loss_curve(tmp_path, paired):
     manifest = write_digits(tmp_path / "data", n=48, size=8, paired=paired)
@@ -37,6 +42,7 @@ def test_compiled_training_follows_the_eager_loss_curve(tmp_path, paired):
     assert r.code == 0, r.err
 
 
+@needs_compiler
 def test_compiled_training_with_the_voice_conditioned_audio_decoder(tmp_path):
     """Audio brings the voice latent and its decoder's tuple output into the compiled graph."""
     import csv
@@ -68,3 +74,15 @@ def test_compiled_training_with_the_voice_conditioned_audio_decoder(tmp_path):
         assert r.code == 0, r.err
         losses[mode] = _losses(tmp_path / mode)
     assert losses["compile"] == pytest.approx(losses["eager"], rel=2e-3)
+
+
+def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, monkeypatch):
+    manifest = write_digits(tmp_path / "data", n=20, size=8)
+    monkeypatch.setenv("PATH", str(tmp_path))          # no g++, clang++ or c++ to be found
+    monkeypatch.delenv("CXX", raising=False)
+    r = polyvae("train", tmp_path / "run", "--data", manifest, "--epochs", "1", "--device", "cpu",
+                "--quiet", "--compile")
+    assert r.code == 2
+    assert r.err.strip().splitlines() == ["Error: --compile on CPU needs a C++ compiler (g++ or clang++; "
+                                          "or set CXX) and none was found; install one or train without "
+                                          "--compile"]
