@@ -58,6 +58,7 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
       polyvae train runs/mvae --data data/manifest.csv --modalities image,text --epochs 20
       polyvae train runs/ae --data data/manifest.csv --model conv-ae --modalities image
       polyvae train runs/mvae --data data/manifest.csv --resume
+      polyvae train runs/fast --data data/manifest.csv --autocast bf16 --compile
       torchrun --nproc_per_node 2 .venv/bin/polyvae train runs/ddp --data data/manifest.csv
     """
     if resume and epochs is None and (run_dir / "config.json").exists():
