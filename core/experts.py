@@ -90,33 +90,29 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 def product_of_experts(stack: ExpertStack, prior_expert: bool = True) -> GaussianExpert:
     """Product of the present Gaussian experts (and a N(0, I) prior expert).
 
-    Precisions add and the mean is the precision-weighted mean of the means. It is
-    computed in log space: ``log T_i = -logvar_i`` is combined with ``logsumexp``, so a
-    very confident expert (logvar = -30) next to a vague one (logvar = 30) neither
-    overflows nor loses the vague one to rounding. Missing experts get log-precision
-    ``-inf`` and so contribute exactly nothing. Rows with no present expert and no prior
-    expert come back as N(0, I).
+    Precisions add and the mean is the precision-weighted mean of the means. The
+    precisions ``exp(-logvar)`` are scaled by the largest one of each (row, dimension)
+    before they are summed (the log-sum-exp trick), so a very confident expert
+    (logvar = -30) next to a vague one (logvar = 30) neither overflows nor loses the
+    vague one to more than rounding; the sums run in float32 or wider even under
+    autocast. A missing expert has precision exactly 0 and contributes nothing. Rows with
+    no present expert and no prior expert come back as N(0, I).
 
     Worked example: N(2, 1) x N(0, 4) x N(0, 1) has precision 1 + 0.25 + 1 = 2.25, so
     variance 0.4444 and mean (2 * 1 + 0 * 0.25 + 0 * 1) / 2.25 = 0.8889.
     """
-    logvar = stack.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
-    log_precision = torch.where(stack.present[..., None], -logvar,
-                                torch.full_like(logvar, -math.inf))
-    mu = stack.mu.masked_fill(~stack.present[..., None], 0.0)
-    if prior_expert:
-        zeros = torch.zeros_like(logvar[:1])
-        log_precision = torch.cat([log_precision, zeros], dim=0)
-        mu = torch.cat([mu, zeros], dim=0)
-    else:
-        # An all-missing row would give 0 / 0: fall back to the prior for it.
-        nobody = ~stack.present.any(0)
-        if nobody.any():
-            log_precision = torch.cat(
-                [log_precision, torch.where(nobody[None, :, None], 0.0, -math.inf)
-                 .expand_as(log_precision[:1])], dim=0)
-            mu = torch.cat([mu, torch.zeros_like(mu[:1])], dim=0)
-    log_total = torch.logsumexp(log_precision, dim=0)
-    weights = torch.exp(log_precision - log_total)       # each expert's share of precision
-    fused_mu = (weights * mu).sum(0)
-    return GaussianExpert(fused_mu, -log_total)
+    dtype = torch.promote_types(stack.mu.dtype, torch.float32)
+    with torch.autocast(stack.mu.device.type, enabled=False):
+        present = stack.present[..., None]                                  # (M, B, 1)
+        log_precision = torch.where(present, -stack.logvar.to(dtype).clamp(LOGVAR_MIN, LOGVAR_MAX),
+                                    torch.full((), -math.inf, dtype=dtype, device=present.device))
+        # the prior's log-precision is 0; without a prior expert it stands in only for rows
+        # that have nobody (0 / 0 otherwise)
+        prior = torch.zeros((), dtype=dtype, device=present.device) if prior_expert else \
+            torch.where(present.any(0), -math.inf, 0.0).to(dtype)           # (B, 1)
+        # the result does not depend on the shift, so no gradient needs to flow through it
+        shift = torch.maximum(log_precision.amax(0), prior).detach()        # (B, D), finite
+        precision = torch.exp(log_precision - shift)                        # absent: 0
+        total = torch.exp(prior - shift) + precision.sum(0)
+        mu = (precision * stack.mu.to(dtype).masked_fill(~present, 0.0)).sum(0) / total
+        return GaussianExpert(mu, -(shift + torch.log(total)))
