@@ -180,3 +180,14 @@ def test_spectral_convergence_of_rendering_is_small(fitted):
     target = mod.normalizer.invert(x).exp()
     rendered = mod.features.mel_magnitude(mod.spectrogram_to_audio(x))
     assert float(spectral_convergence(target, rendered).max()) < 0.25
+
+
+def test_notes_say_when_every_clip_is_far_shorter_than_the_duration(tmp_path):
+    for i in range(3):
+        sf.write(tmp_path / f"{i}.wav", voice(220.0, seconds=0.4, seed=i), SR)
+    mod = AudioModality(duration=2.0)
+    assert mod.notes() == []                                  # nothing read yet
+    for i in range(3):
+        mod.read(f"{i}.wav", tmp_path)
+    assert mod.notes() == ["audio: every clip is at most 0.40 s but 2 s is modelled (the rest is "
+                           "padding); a shorter [modality_options.audio] duration trains faster."]
