@@ -90,29 +90,54 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 def product_of_experts(stack: ExpertStack, prior_expert: bool = True) -> GaussianExpert:
     """Product of the present Gaussian experts (and a N(0, I) prior expert).
 
-    Precisions add and the mean is the precision-weighted mean of the means. The
-    precisions ``exp(-logvar)`` are scaled by the largest one of each (row, dimension)
-    before they are summed (the log-sum-exp trick), so a very confident expert
-    (logvar = -30) next to a vague one (logvar = 30) neither overflows nor loses the
-    vague one to more than rounding; the sums run in float32 or wider even under
-    autocast. A missing expert has precision exactly 0 and contributes nothing. Rows with
-    no present expert and no prior expert come back as N(0, I).
+    Precisions add and the mean is the precision-weighted mean of the means (see
+    :func:`subset_products`, of which this is the one subset holding every expert). A
+    missing expert contributes nothing; rows with no present expert and no prior expert
+    come back as N(0, I).
 
     Worked example: N(2, 1) x N(0, 4) x N(0, 1) has precision 1 + 0.25 + 1 = 2.25, so
     variance 0.4444 and mean (2 * 1 + 0 * 0.25 + 0 * 1) / 2.25 = 0.8889.
     """
+    product = subset_products(stack, None, prior_expert)
+    return GaussianExpert(product.mu[0], product.logvar[0])
+
+
+def subset_products(stack: ExpertStack, subsets: torch.Tensor | None = None,
+                    prior_expert: bool = True) -> GaussianExpert:
+    """For each subset (bool ``(C, M)``; None: the one subset of every expert), the product
+    of its present experts (and a N(0, I) prior expert): mean and log-variance ``(C, B, D)``.
+
+    With ``P_m = present_m * exp(-logvar_m)`` a subset's precision is ``1 + (A @ P)_s`` (the
+    1 is the prior) and its mean ``(A @ (P * mu))_s`` divided by it, where ``A`` is the
+    subset-membership matrix: two matrix products for all subsets, no expert copied per
+    subset. The precisions are first scaled by the largest one of each (row, dimension)
+    (the log-sum-exp trick), so a very confident expert (logvar = -30) next to a vague one
+    (logvar = 30) neither overflows nor loses the vague one to more than rounding, and the
+    sums run in float32 or wider even under autocast. Without a prior expert, a subset with
+    none of its experts present in a row gets N(0, I) there (0 / 0 otherwise).
+    """
+    M, B, D = stack.mu.shape
     dtype = torch.promote_types(stack.mu.dtype, torch.float32)
     with torch.autocast(stack.mu.device.type, enabled=False):
+        if subsets is None:
+            def over_subsets(t: torch.Tensor) -> torch.Tensor:
+                return t.sum(0, keepdim=True)                               # (1, B, D)
+        else:
+            member = subsets.to(dtype)                                      # (C, M)
+
+            def over_subsets(t: torch.Tensor) -> torch.Tensor:
+                return (member @ t.reshape(M, -1)).view(-1, *t.shape[1:])   # (C, B, D)
         present = stack.present[..., None]                                  # (M, B, 1)
         log_precision = torch.where(present, -stack.logvar.to(dtype).clamp(LOGVAR_MIN, LOGVAR_MAX),
                                     torch.full((), -math.inf, dtype=dtype, device=present.device))
-        # the prior's log-precision is 0; without a prior expert it stands in only for rows
-        # that have nobody (0 / 0 otherwise)
-        prior = torch.zeros((), dtype=dtype, device=present.device) if prior_expert else \
-            torch.where(present.any(0), -math.inf, 0.0).to(dtype)           # (B, 1)
-        # the result does not depend on the shift, so no gradient needs to flow through it
-        shift = torch.maximum(log_precision.amax(0), prior).detach()        # (B, D), finite
-        precision = torch.exp(log_precision - shift)                        # absent: 0
-        total = torch.exp(prior - shift) + precision.sum(0)
-        mu = (precision * stack.mu.to(dtype).masked_fill(~present, 0.0)).sum(0) / total
-        return GaussianExpert(mu, -(shift + torch.log(total)))
+        # the largest log-precision, the prior's (0) included; 0 where nobody is present. The
+        # result does not depend on the shift, so no gradient needs to flow through it.
+        top = log_precision.amax(0).detach()                                # (B, D)
+        shift = top.clamp_min(0.0) if prior_expert else top.nan_to_num(neginf=0.0)
+        precision = torch.exp(log_precision - shift)                        # (M, B, D); absent: 0
+        prior = torch.exp(-shift)
+        if not prior_expert:
+            prior = prior * (over_subsets(present.to(dtype)) == 0)          # only where nobody is
+        total = prior + over_subsets(precision)
+        mean = over_subsets(precision * stack.mu.to(dtype).masked_fill(~present, 0.0)) / total
+        return GaussianExpert(mean, -(shift + torch.log(total)))

@@ -15,22 +15,16 @@ a decoder pass on every duplicate. The duplicates are still computed (over the p
 part of the subset), so every component is finite. A row with nothing present gets the
 prior as its single weighted component.
 
-All subsets are fused at once as two matrix products with the subset-membership matrix
-``A`` ``(C, M)``: with ``P_m = present_m * exp(-logvar_m)``, a subset's precision is
-``T_s = 1 + (A @ P)_s`` (the 1 is the prior expert) and its mean ``(A @ (P * mu))_s / T_s``.
-No expert is copied per subset and there is no Python loop over subsets or rows. To keep
-the very confident and the very vague apart without overflow, the precisions are scaled by
-the largest one of each (row, dimension) first (the log-sum-exp trick), and the products
-run in float32 or wider even under autocast.
+All subsets are fused at once by :func:`polyvae.core.experts.subset_products`: two matrix
+products with the subset-membership matrix, no expert copied per subset, no Python loop
+over subsets or rows.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
 from polyvae.core.errors import UsageError
-from polyvae.core.experts import LOGVAR_MAX, LOGVAR_MIN, ExpertStack
+from polyvae.core.experts import ExpertStack, subset_products
 from polyvae.core.fusion import FusedPosterior, Fusion, uniform_weights
 from polyvae.core.hookspecs import hookimpl
 
@@ -59,30 +53,11 @@ class MixtureOfProductsOfExperts(Fusion):
         subsets = all_subsets(M, experts.mu.device)                     # (C, M)
         C = subsets.shape[0]
         present = experts.present                                       # (M, B)
-        mu, logvar = subset_products(subsets, experts)
+        product = subset_products(experts, subsets, prior_expert=True)     # (C, B, D)
         contained = (~subsets[:, :, None] | present[None]).all(1)       # (C, B): s within present
         contained[0] |= ~present.any(0)   # nothing given: component 0 is the prior expert alone
-        weights = uniform_weights(contained).to(weight_dtype(mu.dtype))
-        return FusedPosterior(mu, logvar, weights)
-
-
-def subset_products(subsets: torch.Tensor, experts: ExpertStack) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and log-variance ``(C, B, D)`` of the product, with a N(0, I) prior expert, of the
-    present experts in each subset (bool ``(C, M)``)."""
-    M, B, D = experts.mu.shape
-    dtype = weight_dtype(experts.mu.dtype)
-    with torch.autocast(experts.mu.device.type, enabled=False):
-        present = experts.present[..., None]                            # (M, B, 1)
-        log_precision = torch.where(present, -experts.logvar.to(dtype).clamp(LOGVAR_MIN, LOGVAR_MAX),
-                                    torch.full((), -math.inf, dtype=dtype, device=present.device))
-        # the result does not depend on the shift, so no gradient needs to flow through it
-        shift = log_precision.amax(0).clamp_min(0.0).detach()           # (B, D); prior: 0
-        precision = torch.exp(log_precision - shift)                    # (M, B, D); absent: 0
-        weighted_mu = precision * experts.mu.to(dtype).masked_fill(~present, 0.0)
-        member = subsets.to(dtype)                                      # (C, M)
-        total = torch.exp(-shift) + (member @ precision.reshape(M, B * D)).view(-1, B, D)
-        mean = (member @ weighted_mu.reshape(M, B * D)).view(-1, B, D) / total
-        return mean, -(shift + torch.log(total))
+        weights = uniform_weights(contained).to(weight_dtype(product.mu.dtype))
+        return FusedPosterior(product.mu, product.logvar, weights)
 
 
 @hookimpl
