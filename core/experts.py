@@ -62,6 +62,12 @@ class ExpertStack:
         return ExpertStack(self.mu, self.logvar, self.present & subset.to(self.present.device))
 
 
+def at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    """Where sums of precisions or mixture weights are kept: float32, or wider if given wider
+    (in bfloat16, 1/3 + 1/3 + 1/3 is not 1)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def standard_normal_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """N(0, 1) noise shaped like ``x``; the same draws as ``torch.randn`` with or without a
     generator (``randn_like`` for the default one, which torch.compile traces for any batch size)."""
@@ -117,7 +123,7 @@ def subset_products(stack: ExpertStack, subsets: torch.Tensor | None = None,
     none of its experts present in a row gets N(0, I) there (0 / 0 otherwise).
     """
     M, B, D = stack.mu.shape
-    dtype = torch.promote_types(stack.mu.dtype, torch.float32)
+    dtype = at_least_float32(stack.mu.dtype)
     with torch.autocast(stack.mu.device.type, enabled=False):
         if subsets is None:
             def over_subsets(t: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import torch
 
-from .experts import (ExpertStack, gaussian_log_prob, kl_to_standard_normal, standard_normal_like,
-                      standard_normal_log_prob)
+from .experts import (ExpertStack, at_least_float32, gaussian_log_prob, kl_to_standard_normal,
+                      standard_normal_like, standard_normal_log_prob)
 
 
 @dataclass
@@ -85,10 +85,11 @@ class Fusion(abc.ABC):
         """
 
 
-def uniform_weights(mask: torch.Tensor) -> torch.Tensor:
-    """Weights ``(C, B)`` uniform over the True entries of ``mask`` per column (0/0 -> 0)."""
+def uniform_weights(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Weights ``(C, B)`` uniform over the True entries of ``mask`` per column (0/0 -> 0), in
+    ``dtype`` but never narrower than float32."""
     counts = mask.sum(0, keepdim=True).clamp_min(1)
-    return mask.float() / counts
+    return mask.to(at_least_float32(dtype)) / counts
 
 
 def prior_posterior(batch: int, dim: int, device=None, dtype=torch.float32) -> FusedPosterior:

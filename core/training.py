@@ -89,7 +89,7 @@ def step_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def seed_step(seed: int, device: torch.device) -> None:
+def seed_generators(seed: int, device: torch.device) -> None:
     """Seed the generators a step on ``device`` draws from (``torch.manual_seed`` also visits
     every other backend, a measurable share of a small CPU step)."""
     torch.default_generator.manual_seed(seed)
@@ -171,7 +171,7 @@ def evaluate_loss(model: AutoencoderModel, data: TensorData, batch_size: int, ep
         if device.type == "cuda" else []
     was_training = model.training
     model.eval()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor | float] = {}     # tensors until the end, as in training
     count = 0
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -179,12 +179,11 @@ def evaluate_loss(model: AutoencoderModel, data: TensorData, batch_size: int, ep
             batch = data.batch(slice(start, start + batch_size)).to(device)
             out = model(batch, epoch)
             n = batch.size
-            sums["loss"] = sums.get("loss", 0.0) + float(out.loss) * n
-            for k, v in out.terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
+            for k, v in {"loss": out.loss, **out.terms}.items():
+                sums[k] = sums.get(k, 0.0) + torch.as_tensor(v).detach().double() * n
             count += n
     model.train(was_training)
-    return {k: v / count for k, v in sums.items()}
+    return {k: float(v) / count for k, v in sums.items()}
 
 
 def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, resume: bool = False,
@@ -347,7 +346,7 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
         for k, (m, part) in enumerate(parts):
             # noise of a shard = (rank, micro-batch) of the global batch: one process with
             # W*A micro-batches draws what W processes with A micro-batches each draw
-            seed_step(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m), device)
+            seed_generators(step_seed(seed, epoch, step, ctx.rank + ctx.world_size * m), device)
             quiet = net.no_sync() if net is not model and k < len(parts) - 1 else contextlib.nullcontext()
             with quiet:
                 with _autocast(config, device):
@@ -362,7 +361,7 @@ def _train_epoch(net: torch.nn.Module, model: AutoencoderModel, optimizer: torch
             seen += part.numel()
             sums["loss"] = sums.get("loss", 0.0) + loss * part.numel()
             for key, v in out.terms.items():
-                sums[key] = sums.get(key, 0.0) + torch.as_tensor(v).detach().float() * part.numel()
+                sums[key] = sums.get(key, 0.0) + torch.as_tensor(v).detach().double() * part.numel()
         if optimizer is not None:
             # gradients are already averaged over ranks here, so every rank agrees
             grads = [p.grad for p in params if p.grad is not None]

@@ -19,11 +19,6 @@ from polyvae.core.fusion import FusedPosterior, Fusion, uniform_weights
 from polyvae.core.hookspecs import hookimpl
 
 
-def weight_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Mixture weights are kept in at least float32: 1/3 in bfloat16 would not sum to 1."""
-    return torch.promote_types(dtype, torch.float32)
-
-
 class MixtureOfExperts(Fusion):
     name = "moe"
     description = "mixture of the present Gaussian experts, uniform weights (MMVAE)"
@@ -36,7 +31,7 @@ class MixtureOfExperts(Fusion):
                              torch.zeros_like(experts.logvar))
         valid = present.clone()
         valid[0] |= ~present.any(0)        # nothing given: component 0 (now N(0, I)) is the prior
-        weights = uniform_weights(valid).to(weight_dtype(mu.dtype))
+        weights = uniform_weights(valid, mu.dtype)
         return FusedPosterior(mu, logvar, weights)
 
 

@@ -28,8 +28,6 @@ from polyvae.core.experts import ExpertStack, subset_products
 from polyvae.core.fusion import FusedPosterior, Fusion, uniform_weights
 from polyvae.core.hookspecs import hookimpl
 
-from .moe import weight_dtype
-
 #: 2^12 - 1 = 4095 components per row is already far beyond what is useful
 MAX_MODALITIES = 12
 
@@ -46,17 +44,16 @@ class MixtureOfProductsOfExperts(Fusion):
     description = "mixture over subsets of products of experts with a prior expert (MoPoE)"
 
     def fuse(self, experts: ExpertStack) -> FusedPosterior:
-        M, B, D = experts.mu.shape
+        M = experts.num_experts
         if M > MAX_MODALITIES:
             raise UsageError(f"mopoe fusion needs 2^M - 1 components; {M} modalities is too many "
                              f"(at most {MAX_MODALITIES}); use poe or moe")
         subsets = all_subsets(M, experts.mu.device)                     # (C, M)
-        C = subsets.shape[0]
         present = experts.present                                       # (M, B)
         product = subset_products(experts, subsets, prior_expert=True)     # (C, B, D)
         contained = (~subsets[:, :, None] | present[None]).all(1)       # (C, B): s within present
         contained[0] |= ~present.any(0)   # nothing given: component 0 is the prior expert alone
-        weights = uniform_weights(contained).to(weight_dtype(product.mu.dtype))
+        weights = uniform_weights(contained, product.mu.dtype)
         return FusedPosterior(product.mu, product.logvar, weights)
 
 
