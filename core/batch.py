@@ -1,7 +1,7 @@
 """A batch: the tensors of each modality plus which rows actually have it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -12,13 +12,15 @@ class Batch:
 
     ``complete`` promises that every row has every modality (all ``present`` masks True),
     known without looking at them; it lets the objective drop its masking and gathers.
-    False only means "not promised".
+    False only means "not promised". ``labels[m]`` ``(B,)`` long names each row's group for
+    modality ``m``'s private latent (e.g. the singer; -1: none), during training only.
     """
 
     data: dict[str, torch.Tensor]
     present: dict[str, torch.Tensor]
     index: torch.Tensor | None = None
     complete: bool = False
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -31,14 +33,17 @@ class Batch:
     def to(self, device) -> "Batch":
         return Batch({k: v.to(device, non_blocking=True) for k, v in self.data.items()},
                      {k: v.to(device, non_blocking=True) for k, v in self.present.items()},
-                     None if self.index is None else self.index.to(device), self.complete)
+                     None if self.index is None else self.index.to(device), self.complete,
+                     {k: v.to(device, non_blocking=True) for k, v in self.labels.items()})
 
     def only(self, modalities) -> "Batch":
         """The same rows with every other modality marked missing."""
         keep = set(modalities)
-        return Batch(self.data, {k: v & (k in keep) for k, v in self.present.items()}, self.index)
+        return Batch(self.data, {k: v & (k in keep) for k, v in self.present.items()}, self.index,
+                     labels=self.labels)
 
     def select(self, rows: torch.Tensor) -> "Batch":
         return Batch({k: v[rows] for k, v in self.data.items()},
                      {k: v[rows] for k, v in self.present.items()},
-                     None if self.index is None else self.index[rows], self.complete)
+                     None if self.index is None else self.index[rows], self.complete,
+                     {k: v[rows] for k, v in self.labels.items()})

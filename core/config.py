@@ -35,6 +35,9 @@ class ModelConfig:
     likelihood_weights: dict[str, float] = field(default_factory=dict)
     #: for balanced weighting: every modality counts as this many scalars
     reference_elements: float = 256.0
+    #: weight of the term asking a private latent to tell apart the values of its modality's
+    #: label column (audio: ``speaker``) on the rows that have one; 0 turns it off
+    private_supervision: float = 40.0
     #: options of the single-modality models (sparsity, noise, ...)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +76,8 @@ class RunConfig:
     modality_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: fitted modality state (vocabulary, statistics), filled at training time
     modality_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: fitted label names of each private latent (modality -> sorted values, e.g. singers)
+    private_labels: dict[str, list[str]] = field(default_factory=dict)
     #: name -> version of every plugin the run uses (modalities, fusion, model)
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
     polyvae_version: str = ""

@@ -26,7 +26,8 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 class TensorData:
     """Decoded rows: ``data[m]`` ``(N, *shape)``, ``present[m]`` bool ``(N,)``.
 
-    ``rows`` are the manifest row numbers kept (1-based), ``metadata`` the other columns.
+    ``rows`` are the manifest row numbers kept (1-based), ``metadata`` the other columns,
+    ``labels`` the rows' private-latent labels (:mod:`.labels`; set for training).
     """
 
     data: dict[str, torch.Tensor]
@@ -34,6 +35,7 @@ class TensorData:
     rows: list[int]
     metadata: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[BadInput] = field(default_factory=list)
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -43,7 +45,8 @@ class TensorData:
             indices = torch.as_tensor(indices, dtype=torch.long)
         idx = indices if isinstance(indices, torch.Tensor) else torch.arange(len(self))[indices]
         return Batch({m: t[idx] for m, t in self.data.items()},
-                     {m: p[idx] for m, p in self.present.items()}, idx, self.complete)
+                     {m: p[idx] for m, p in self.present.items()}, idx, self.complete,
+                     {m: l[idx] for m, l in self.labels.items()})
 
     @functools.cached_property
     def complete(self) -> bool:
@@ -55,7 +58,8 @@ class TensorData:
         return TensorData({m: t[idx] for m, t in self.data.items()},
                           {m: p[idx] for m, p in self.present.items()},
                           [self.rows[i] for i in idx.tolist()],
-                          {k: [v[i] for i in idx.tolist()] for k, v in self.metadata.items()})
+                          {k: [v[i] for i in idx.tolist()] for k, v in self.metadata.items()},
+                          labels={m: l[idx] for m, l in self.labels.items()})
 
 
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -104,6 +104,12 @@ class Modality(abc.ABC):
         """Size of an optional modality-private latent (0: none). Audio uses it for the voice."""
         return int(self.options.get("private_dim", 0))
 
+    @property
+    def private_label_column(self) -> str | None:
+        """A metadata column whose values the private latent should tell apart (audio:
+        ``speaker``), used in training where the manifest has it; None: unsupervised."""
+        return None
+
     @abc.abstractmethod
     def build_encoder(self, latent_dim: int) -> nn.Module:
         """Module mapping ``x`` ``(B, *shape)`` to ``(mu, logvar)``, each ``(B, latent_dim + private_dim)``."""

@@ -13,9 +13,11 @@ from .batch import Batch
 from .config import ModelConfig
 from .experts import ExpertStack, GaussianExpert
 from .fusion import FusedPosterior, Fusion
+from .labels import LabelHead
 from .modality import Modality
 from .models import AutoencoderModel, LossOutput
-from .objective import SubsetSampler, beta_at, check_reconstruct, likelihood_weights, subset_elbo
+from .objective import (SubsetSampler, beta_at, check_reconstruct, likelihood_weights, private_label_loss,
+                        subset_elbo)
 
 
 class SharedBackbone(nn.Module):
@@ -33,9 +35,11 @@ class SharedBackbone(nn.Module):
 class MultimodalVAE(AutoencoderModel):
     name = "mvae"
     uses_fusion = True
+    uses_private_labels = True
     description = "multimodal VAE: Gaussian experts, fusion (poe|moe|mopoe), MVAE sub-sampling"
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, fusion: Fusion):
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, fusion: Fusion,
+                 private_labels: dict[str, list[str]] | None = None):
         super().__init__(modalities, config)
         self.order = list(modalities)
         self.fusion = fusion
@@ -47,6 +51,11 @@ class MultimodalVAE(AutoencoderModel):
                                        for m, mod in modalities.items()})
         self.weights = likelihood_weights(modalities, config)
         self.subsets = SubsetSampler(len(self.order), config.k_subsets)
+        # a learnt centre per label value (e.g. per singer) in each private latent's space
+        supervised = {m: names for m, names in (private_labels or {}).items()
+                      if config.private_supervision > 0 and m in modalities and modalities[m].private_dim}
+        self.label_heads = nn.ModuleDict({m: LabelHead(len(names), modalities[m].private_dim)
+                                          for m, names in supervised.items()})
         check_reconstruct(config.reconstruct)
 
     # ---- encoding -----------------------------------------------------------------------
@@ -123,8 +132,14 @@ class MultimodalVAE(AutoencoderModel):
               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Encoders, fusion, decoders and the ELBO: tensors in, tensors out (what ``compile`` compiles)."""
         stack, private = self.experts(batch)
-        return subset_elbo(self, batch, stack, private, subsets, beta=beta,
-                           reconstruct=self.config.reconstruct)
+        elbo, terms = subset_elbo(self, batch, stack, private, subsets, beta=beta,
+                                  reconstruct=self.config.reconstruct)
+        if len(self.label_heads) and batch.labels:
+            # not part of the ELBO: steers each private latent toward the user's labels
+            penalty, label_terms = private_label_loss(private, batch.labels, dict(self.label_heads))
+            elbo = elbo - self.config.private_supervision * penalty
+            terms.update(label_terms)
+        return elbo, terms
 
     def compile(self, *args, **kwargs) -> None:
         """``torch.compile`` the step's tensor work (:meth:`_elbo`), in place.

@@ -17,12 +17,16 @@ they have.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from .batch import Batch
 from .config import ModelConfig
 from .errors import UsageError
 from .experts import ExpertStack, GaussianExpert
+from .labels import LabelHead
 from .modality import Modality
 
 
@@ -146,3 +150,31 @@ def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, Gaus
     elbo = elbo_rows.mean()
     terms["elbo"] = elbo.detach()
     return elbo, terms
+
+
+#: probability of its own label above which a row no longer pays the label term
+LABEL_CONFIDENCE = 0.9
+
+
+def private_label_loss(private: dict[str, GaussianExpert], labels: dict[str, torch.Tensor],
+                       heads: dict[str, LabelHead]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy of each row's label under its private latent mean, summed over modalities.
+
+    Averaged over the rows with a label (``labels[m] >= 0``); a row pays its cross-entropy
+    less ``log(1 / LABEL_CONFIDENCE)``, never below 0.
+    """
+    total = torch.zeros((), device=next(iter(heads.values())).centres.device)
+    terms: dict[str, torch.Tensor] = {}
+    for m, head in heads.items():
+        if m not in labels or m not in private:
+            continue
+        ids = labels[m]
+        known = ids >= 0
+        logits = head.logits(private[m].mu.float())                                   # (B, K)
+        # once a row names its label with LABEL_CONFIDENCE it is left alone: the term
+        # separates voices the latent confuses without pulling apart those it tells apart
+        ce = (F.cross_entropy(logits, ids.clamp_min(0), reduction="none") + math.log(LABEL_CONFIDENCE)).relu()
+        loss = torch.where(known, ce, torch.zeros_like(ce)).sum() / known.sum().clamp_min(1)
+        total = total + loss
+        terms[f"label_ce/{m}"] = loss.detach()
+    return total, terms

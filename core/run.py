@@ -36,6 +36,8 @@ def build_model(config: RunConfig, modalities: dict[str, Modality], registry: Re
     cls = registry.model(config.model.model)
     fusion = registry.fusion(config.model.fusion)() if getattr(cls, "uses_fusion", False) else None
     if fusion is not None:
+        if getattr(cls, "uses_private_labels", False):
+            return cls(modalities, config.model, fusion, private_labels=config.private_labels)
         return cls(modalities, config.model, fusion)
     return cls(modalities, config.model)
 

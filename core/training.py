@@ -35,6 +35,7 @@ from .device import (Distributed, any_rank, average_parameters, barrier, check_c
                      dump_rank_state, gather_sums, init_distributed, resolve_device,
                      shutdown_distributed)
 from .errors import TrainingDiverged, UsageError
+from .labels import fit_label_names, label_ids
 from .manifest import read_manifest
 from .modality import Modality
 from .models import AutoencoderModel
@@ -249,6 +250,10 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     if len(data.train) < ctx.world_size:
         raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
     config.modality_states = {m: mod.state() for m, mod in data.modalities.items()}
+    if not resuming:
+        config.private_labels = fit_label_names(data.train, data.modalities)
+    for part in (data.train, data.validation):
+        part.labels = label_ids(part, data.modalities, config.private_labels)
     config.plugins = plugin_versions(config, registry)
     config.polyvae_version = __version__
     config.data = _describe_data(config, manifest_path, data, ctx)
@@ -275,7 +280,8 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
         write_text_atomic(run_dir / CONFIG, config.to_json())
         write_text_atomic(run_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
     train_dev = TensorData({m: t.to(device) for m, t in data.train.data.items()},
-                           {m: p.to(device) for m, p in data.train.present.items()}, data.train.rows)
+                           {m: p.to(device) for m, p in data.train.present.items()}, data.train.rows,
+                           labels={m: ids.to(device) for m, ids in data.train.labels.items()})
     net: torch.nn.Module = model
     if ctx.active and model.uses_backprop:
         # weakly paired data: a rank's batch may lack a modality, leaving its decoder unused

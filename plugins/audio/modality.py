@@ -234,6 +234,11 @@ class AudioModality(Modality):
         return self.normalizer
 
     # ---- networks -----------------------------------------------------------------------
+    @property
+    def private_label_column(self) -> str | None:
+        """The voice latent learns to tell apart the singers of the manifest's ``speaker`` column."""
+        return "speaker"
+
     def build_encoder(self, latent_dim: int) -> torch.nn.Module:
         """Content encoder for the shared latent; with ``private_dim`` > 0 a voice branch beside it
         (frame-wise, pooled over time: see :mod:`.voice`) gives the private voice latent."""
