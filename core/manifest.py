@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .errors import BadManifest
 
-METADATA_COLUMNS = ("speaker", "label")
+#: names the voice (singer, speaker) of a row's audio clip
+SPEAKER_COLUMN = "speaker"
+METADATA_COLUMNS = (SPEAKER_COLUMN, "label")
 
 
 @dataclass

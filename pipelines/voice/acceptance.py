@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.run import load_run
 from polyvae.pipelines.run_data import held_out, read_rows
 
 from .encoding import encode_voice
 from .interpolate import interpolate_voices
 from .morph import morph_voice
-from .singers import SPEAKER_COLUMN, load_table, voice_modality
+from .singers import load_table, voice_modality
 
 
 def _quiet(items, _label):

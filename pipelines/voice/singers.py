@@ -25,12 +25,12 @@ import torch
 from polyvae.core.atomic import write_text_atomic
 from polyvae.core.dataset import TensorData
 from polyvae.core.errors import UsageError
+from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.run import LoadedRun
 
 from .features import VoiceFeatures
 
 SINGERS_FILE = "singers.json"
-SPEAKER_COLUMN = "speaker"
 FORMAT = 1
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8

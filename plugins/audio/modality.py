@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.modality import Modality
 
 from .loading import LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, read_clip_and_duration
@@ -237,7 +238,7 @@ class AudioModality(Modality):
     @property
     def private_label_column(self) -> str | None:
         """The voice latent learns to tell apart the singers of the manifest's ``speaker`` column."""
-        return "speaker"
+        return SPEAKER_COLUMN
 
     def build_encoder(self, latent_dim: int) -> torch.nn.Module:
         """Content encoder for the shared latent; with ``private_dim`` > 0 a voice branch beside it
