@@ -134,7 +134,7 @@ def polyvae_mvae(words: list[str], latent_dim: int, kl_warmup_epochs: int,
     text.fit(words)
     config = ModelConfig(modalities=["image", "text"], latent_dim=latent_dim,
                          kl_warmup_epochs=kl_warmup_epochs, reconstruct=reconstruct)
-    return MultimodalVAE({"image": image, "text": text}, config, ProductOfExperts())
+    return MultimodalVAE({"image": image, "text": text}, config, fusion=ProductOfExperts())
 
 
 def polyvae_tensors(model: MultimodalVAE, images: torch.Tensor, words: list[str]) -> dict[str, torch.Tensor]:

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .config import TensorSpec
 
 
 @dataclass
@@ -47,3 +51,29 @@ class Batch:
                      {k: v[rows] for k, v in self.present.items()},
                      None if self.index is None else self.index[rows], self.complete,
                      {k: v[rows] for k, v in self.labels.items()})
+
+
+def partial_batch(specs: "dict[str, TensorSpec]", given: dict[str, torch.Tensor],
+                  present: dict[str, torch.Tensor] | None = None, n: int | None = None) -> Batch:
+    """A batch of every modality in ``specs``: ``given[m]`` ``(N, *shape)`` where supplied
+    (present in the rows ``present[m]`` marks, every row by default), all-zero and missing
+    for every other modality. ``n`` sets the row count when nothing is given (prior samples).
+
+    The one way a batch with missing modalities is made (generation, voice commands,
+    reading a manifest that lacks a column).
+    """
+    rows = next((t.shape[0] for t in given.values()), n)
+    if rows is None:
+        raise ValueError("partial_batch needs a given tensor or n")
+    device = next((t.device for t in given.values()), None)
+    data, mask = {}, {}
+    for m, spec in specs.items():
+        if m in given:
+            data[m] = given[m]
+            mask[m] = (present or {}).get(m)
+            if mask[m] is None:
+                mask[m] = torch.ones(rows, dtype=torch.bool, device=device)
+        else:
+            data[m] = spec.zeros(rows, device)
+            mask[m] = torch.zeros(rows, dtype=torch.bool, device=device)
+    return Batch(data, mask)

@@ -68,6 +68,45 @@ class TrainConfig:
 
 
 @dataclass
+class TensorSpec:
+    """Shape (without the batch axis) and dtype of one modality's preprocessed examples."""
+
+    shape: list[int] = field(default_factory=list)
+    dtype: str = "float32"
+
+    def zeros(self, n: int, device=None):
+        """``n`` all-zero examples: what a missing modality holds in a batch."""
+        import torch
+        return torch.zeros((n, *self.shape), dtype=getattr(torch, self.dtype), device=device)
+
+
+@dataclass
+class RunData:
+    """What training learnt about its data, written once the data is read."""
+
+    #: absolute path of the training manifest
+    manifest: str = ""
+    train_rows: int = 0
+    validation_rows: int = 0
+    skipped_rows: int = 0
+    #: messages of the first bad rows skipped (``--on-bad-input skip``)
+    skipped: list[str] = field(default_factory=list)
+    processes: int = 1
+    #: every modality's tensor spec, so a batch can be built with any modality missing
+    tensors: dict[str, TensorSpec] = field(default_factory=dict)
+    #: manifest row numbers (1-based) held out for validation; None for runs that predate it
+    held_out_rows: list[int] | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunData":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["tensors"] = {m: TensorSpec(list(t.get("shape", [])), str(t.get("dtype", "float32")))
+                             for m, t in dict(values.get("tensors") or {}).items()}
+        return cls(**values)
+
+
+@dataclass
 class RunConfig:
     """Everything needed to rebuild a model: model, training, modality options and fitted states."""
 
@@ -81,17 +120,19 @@ class RunConfig:
     #: name -> version of every plugin the run uses (modalities, fusion, model)
     plugins: dict[str, dict[str, str]] = field(default_factory=dict)
     polyvae_version: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    data: RunData = field(default_factory=RunData)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        data = raw.get("data") or {}
         return cls(
             model=_build(ModelConfig, raw.get("model", {}), "model"),
             train=_build(TrainConfig, raw.get("train", {}), "train"),
-            **{k: v for k, v in raw.items() if k not in ("model", "train")
+            data=data if isinstance(data, RunData) else RunData.from_dict(dict(data)),
+            **{k: v for k, v in raw.items() if k not in ("model", "train", "data")
                and k in {f.name for f in dataclasses.fields(cls)}},
         )
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
+from .config import TensorSpec
 from .errors import BadInput, BadManifest
 from .manifest import Manifest
 from .modality import Modality
@@ -47,6 +48,11 @@ class TensorData:
         return Batch({m: t[idx] for m, t in self.data.items()},
                      {m: p[idx] for m, p in self.present.items()}, idx, self.complete,
                      {m: l[idx] for m, l in self.labels.items()})
+
+    def specs(self) -> dict[str, TensorSpec]:
+        """Shape and dtype of each modality's examples."""
+        return {m: TensorSpec(list(t.shape[1:]), str(t.dtype).removeprefix("torch."))
+                for m, t in self.data.items()}
 
     @functools.cached_property
     def complete(self) -> bool:

@@ -136,12 +136,45 @@ class Modality(abc.ABC):
     def render(self, x: torch.Tensor, path: Path) -> None:
         """Write one example ``x`` (``shape``, as from :meth:`generate`) to ``path``."""
 
-    def value_from_cli(self, value: str) -> Any:
-        """Raw value from a ``--given MOD=VALUE`` argument: a file path, or the text itself."""
-        if self.cell_is_path:
-            path = Path(value)
-            return self.read(path.name, path.parent)
-        return self.read(value, Path("."))
+    def render_batch(self, xs: torch.Tensor, paths: list[Path]) -> None:
+        """Write every example of ``xs`` ``(N, *shape)`` to its path. Default: :meth:`render`
+        one by one; a plugin whose rendering batches well (audio) overrides it."""
+        for x, path in zip(xs, paths):
+            self.render(x, path)
+
+    # ---- Python values (the public API) -------------------------------------------------
+    def from_value(self, value: Any) -> Any:
+        """Raw value (as :meth:`read` returns) from what a user hands the Python API or the
+        CLI: a file path (``str`` or ``Path``) for a modality whose cells are paths, the cell
+        itself as a string otherwise, or an in-memory object the plugin knows (a PIL image,
+        an :class:`~polyvae.core.sound.Audio`, a numpy array; see :meth:`from_object`).
+        """
+        if isinstance(value, (str, Path)):
+            if self.cell_is_path:
+                path = Path(value)
+                return self.read(path.name, path.parent)
+            return self.read(str(value), Path("."))
+        return self.from_object(value)
+
+    def from_object(self, value: Any) -> Any:
+        """Raw value from an in-memory object; default: refused with a :class:`BadInput`."""
+        from .errors import BadInput
+        raise BadInput(f"the {self.name} modality takes a {'file path' if self.cell_is_path else 'string'}, "
+                       f"not a {type(value).__name__}")
+
+    def to_values(self, xs: torch.Tensor) -> list[Any]:
+        """Decoded examples ``(N, *shape)`` as Python values, what the public API returns
+        (image: PIL images, audio: :class:`~polyvae.core.sound.Audio`, text: ``str``).
+        Default: one numpy array per example."""
+        return [x for x in xs.detach().float().cpu().numpy()]
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def evaluation_figures(self, x: torch.Tensor) -> dict[str, Any]:
+        """Figures about this modality alone that ``polyvae evaluate`` adds to its report,
+        measured on real preprocessed examples ``x`` ``(N, *shape)`` (audio: how faithfully
+        spectrograms survive the way back to sound). Keys are top-level report keys.
+        Default: none."""
+        return {}
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example reconstruction error between two batches, ``(N,)`` (mean squared error)."""

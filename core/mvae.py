@@ -6,16 +6,18 @@ each modality only for the rows that have it, and sums the subset ELBOs.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from .batch import Batch
 from .config import ModelConfig
-from .experts import ExpertStack, GaussianExpert
-from .fusion import FusedPosterior, Fusion
+from .experts import ExpertStack, GaussianExpert, standard_normal_log_prob
+from .fusion import Fusion
 from .labels import LabelHead
 from .modality import Modality
-from .models import AutoencoderModel, LossOutput
+from .models import CROSS_MODAL, DECODE, LIKELIHOOD, PRIOR, AutoencoderModel, Encoding, LossOutput
 from .objective import (SubsetSampler, beta_at, check_reconstruct, likelihood_weights, private_label_loss,
                         subset_elbo)
 
@@ -34,13 +36,13 @@ class SharedBackbone(nn.Module):
 
 class MultimodalVAE(AutoencoderModel):
     name = "mvae"
-    uses_fusion = True
-    uses_private_labels = True
+    needs_fusion = True
+    capabilities = frozenset({DECODE, CROSS_MODAL, PRIOR, LIKELIHOOD})
     description = "multimodal VAE: Gaussian experts, fusion (poe|moe|mopoe), MVAE sub-sampling"
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, fusion: Fusion,
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, *, fusion: Fusion | None = None,
                  private_labels: dict[str, list[str]] | None = None):
-        super().__init__(modalities, config)
+        super().__init__(modalities, config, fusion=fusion, private_labels=private_labels)
         self.order = list(modalities)
         self.fusion = fusion
         d = config.latent_dim
@@ -58,6 +60,10 @@ class MultimodalVAE(AutoencoderModel):
                                           for m, names in supervised.items()})
         check_reconstruct(config.reconstruct)
 
+    @property
+    def private_dims(self) -> dict[str, int]:
+        return {m: mod.private_dim for m, mod in self.modalities.items() if mod.private_dim}
+
     # ---- encoding -----------------------------------------------------------------------
     def experts(self, batch: Batch) -> tuple[ExpertStack, dict[str, GaussianExpert]]:
         """Shared experts of every modality ``(M, B, D)`` and each modality's private expert."""
@@ -72,54 +78,84 @@ class MultimodalVAE(AutoencoderModel):
                 private[m] = GaussianExpert(mu[:, d:], logvar[:, d:])
         return ExpertStack(torch.stack(mus), torch.stack(logvars), torch.stack(present)), private
 
-    def posterior(self, batch: Batch) -> FusedPosterior:
-        """q(z | modalities present in each row)."""
-        stack, _ = self.experts(batch)
-        return self.fusion.fuse(stack)
+    def encode(self, batch: Batch) -> Encoding:
+        """q(z | modalities present in each row), fused, and each private posterior."""
+        stack, private = self.experts(batch)
+        return Encoding(self.fusion.fuse(stack), private)
 
-    def encode(self, batch: Batch) -> torch.Tensor:
-        return self.posterior(batch).mean()
-
-    # ---- decoding -----------------------------------------------------------------------
-    def _trunk(self, z: torch.Tensor) -> torch.Tensor:
+    # ---- decoding and scoring: one path for the ELBO, the IWAE estimate and generation ---
+    def trunk(self, z: torch.Tensor) -> torch.Tensor:
+        """What every decoder reads of ``z``: the shared backbone's features, or z itself."""
         return self.backbone(z) if self.backbone is not None else z
 
-    def _decoder_input(self, trunk: torch.Tensor, m: str, private: torch.Tensor | None) -> torch.Tensor:
+    def decoder_input(self, h: torch.Tensor, m: str, private: torch.Tensor | None) -> torch.Tensor:
+        """``h`` (trunk rows) with modality ``m``'s private latent appended (zeros: its prior mean)."""
         p = self.modalities[m].private_dim
         if not p:
-            return trunk
+            return h
         if private is None:
-            private = torch.zeros(trunk.shape[0], p, device=trunk.device, dtype=trunk.dtype)
-        return torch.cat([trunk, private.to(trunk.dtype)], dim=-1)
+            private = torch.zeros(h.shape[0], p, device=h.device, dtype=h.dtype)
+        return torch.cat([h, private.to(h.dtype)], dim=-1)
+
+    def score(self, h: torch.Tensor, m: str, x: torch.Tensor, private: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """log p(x_m | h, w_m) per row ``(N,)`` in float32, ``h`` from :meth:`trunk`, unweighted."""
+        params = self.decoders[m](self.decoder_input(h, m, private), x)
+        return self.modalities[m].log_likelihood(params, x).float()
+
+    def render_from(self, h: torch.Tensor, m: str, private: torch.Tensor | None = None) -> torch.Tensor:
+        """The data-space estimate of modality ``m`` from trunk features ``h``."""
+        return self.modalities[m].generate(self.decoders[m], self.decoder_input(h, m, private))
 
     def decode(self, z: torch.Tensor, targets: list[str],
                private: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Data-space estimates of ``targets`` from shared latents ``z`` ``(N, D)``.
-
-        ``private[m]`` ``(N, P)`` sets a modality's private latent (e.g. a singer's voice);
-        without it the prior mean (zero) is used.
-        """
-        trunk = self._trunk(z)
+        h = self.trunk(z)
         private = private or {}
-        return {m: self.modalities[m].generate(self.decoders[m],
-                                              self._decoder_input(trunk, m, private.get(m)))
-                for m in targets}
+        return {m: self.render_from(h, m, private.get(m)) for m in targets}
 
     def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
-        stack, private = self.experts(batch)
-        z = self.fusion.fuse(stack).mean()
+        encoding = self.encode(batch)
         present = [m for m in self.order if bool(batch.present[m].any())]
-        return self.decode(z, present, {m: e.mu for m, e in private.items()})
+        return self.decode(encoding.mean(), present, {m: e.mu for m, e in encoding.private.items()})
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
                  sample: bool = True, private: dict[str, torch.Tensor] | None = None
                  ) -> dict[str, torch.Tensor]:
-        stack, own_private = self.experts(given)
-        post = self.fusion.fuse(stack)
-        z = post.sample(generator) if sample else post.mean()
-        chosen = {m: e.mu for m, e in own_private.items() if bool(given.present[m].all())}
+        """Targets from the given modalities; a row's own private latent mean is used for each
+        modality it was given (its prior mean otherwise) unless ``private`` sets it."""
+        encoding = self.encode(given)
+        z = encoding.shared.sample(generator) if sample else encoding.mean()
+        chosen = {m: torch.where(given.present[m][:, None], e.mu, torch.zeros_like(e.mu))
+                  for m, e in encoding.private.items() if bool(given.present[m].any())}
         chosen.update(private or {})
         return self.decode(z, targets, chosen)
+
+    def log_likelihood(self, batch: Batch, k: int = 32) -> torch.Tensor:
+        """Importance-weighted bound (Burda et al. 2016) on log p(x_present) per row ``(B,)``:
+
+            log (1/K) sum_k p(x | z_k, w_k) p(z_k) p(w_k) / (q(z_k | x) q(w_k | x))
+
+        with z_k from the fused posterior of the present modalities and w_k from each private
+        posterior. Likelihoods are unweighted, so the figure is in nats per row and compares
+        across runs and fusions.
+        """
+        b = batch.size
+        repeated = batch.select(torch.arange(b, device=batch.present[self.order[0]].device).repeat(k))
+        stack, private = self.experts(repeated)
+        post = self.fusion.fuse(stack)
+        z = post.sample()
+        log_w = standard_normal_log_prob(z) - post.log_prob(z)
+        h = self.trunk(z)
+        for m in self.order:
+            have = repeated.present[m]
+            w = None
+            if m in private:
+                w = private[m].rsample()
+                log_w = log_w + torch.where(have, standard_normal_log_prob(w) - private[m].log_prob(w),
+                                            torch.zeros_like(log_w))
+            ll = self.score(h, m, repeated.data[m], w)
+            log_w = log_w + torch.where(have, ll, torch.zeros_like(ll))
+        return torch.logsumexp(log_w.view(k, b), dim=0) - math.log(k)
 
     # ---- training -----------------------------------------------------------------------
     def forward(self, batch: Batch, epoch: float = 0.0) -> LossOutput:

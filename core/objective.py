@@ -18,6 +18,7 @@ they have.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ from .errors import UsageError
 from .experts import ExpertStack, GaussianExpert
 from .labels import LabelHead
 from .modality import Modality
+
+if TYPE_CHECKING:
+    from .mvae import MultimodalVAE
 
 
 #: which modalities a subset's ELBO reconstructs: every observed one, or the subset's own
@@ -81,7 +85,7 @@ def likelihood_weights(modalities: dict[str, Modality], config: ModelConfig) -> 
     return weights
 
 
-def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, GaussianExpert],
+def subset_elbo(model: "MultimodalVAE", batch: Batch, stack: ExpertStack, private: dict[str, GaussianExpert],
                 subsets: torch.Tensor, beta: float | torch.Tensor, reconstruct: str = "all"
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over rows of the summed subset ELBOs, and logging terms.
@@ -107,7 +111,7 @@ def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, Gaus
     active = covered[None] & (weights > 0)                              # (C, S, B)
     targets = subsets if reconstruct == "subset" else torch.ones_like(subsets)   # (S, M)
 
-    trunk = model._trunk(z.reshape(C * S * B, D))
+    trunk = model.trunk(z.reshape(C * S * B, D))
     row_of = torch.arange(B, device=z.device).repeat(C * S)             # flat index -> row
     # paired rows and every modality reconstructed: decode all C*S*B triples, no gather and
     # no data-dependent shapes (the path torch.compile captures in one graph)
@@ -131,8 +135,7 @@ def subset_elbo(model, batch: Batch, stack: ExpertStack, private: dict[str, Gaus
             pays = present[i][None] & targets[:, i, None]                # (S, B)
             kl_private = kl_private + private[m].kl_to_standard_normal()[None] * pays
         h = trunk if idx is None else trunk[idx]
-        params = model.decoders[m](model._decoder_input(h, m, w), x)
-        log_lik = model.modalities[m].log_likelihood(params, x).float()
+        log_lik = model.score(h, m, x, w)
         weighted = model.weights[m] * log_lik
         ll = ll + weighted if idx is None else ll.index_add(0, idx, weighted)
         terms[f"nll/{m}"] = -log_lik.detach().mean()

@@ -32,20 +32,17 @@ def build_modalities(config: RunConfig, registry: Registry) -> dict[str, Modalit
 
 
 def build_model(config: RunConfig, modalities: dict[str, Modality], registry: Registry) -> AutoencoderModel:
-    """The ``--model`` class of the run, built on fitted modalities."""
+    """The ``--model`` class of the run, built on fitted modalities (with the run's fusion
+    when the class declares ``needs_fusion``)."""
     cls = registry.model(config.model.model)
-    fusion = registry.fusion(config.model.fusion)() if getattr(cls, "uses_fusion", False) else None
-    if fusion is not None:
-        if getattr(cls, "uses_private_labels", False):
-            return cls(modalities, config.model, fusion, private_labels=config.private_labels)
-        return cls(modalities, config.model, fusion)
-    return cls(modalities, config.model)
+    fusion = registry.fusion(config.model.fusion)() if cls.needs_fusion else None
+    return cls(modalities, config.model, fusion=fusion, private_labels=config.private_labels)
 
 
 def plugin_versions(config: RunConfig, registry: Registry) -> dict[str, dict[str, str]]:
     """Kind/name -> version and package of every plugin the run depends on."""
     wanted = [("modality", m) for m in config.model.modalities] + [("model", config.model.model)]
-    if getattr(registry.model(config.model.model), "uses_fusion", False):
+    if registry.model(config.model.model).needs_fusion:
         wanted.append(("fusion", config.model.fusion))
     out = {}
     for kind, name in wanted:

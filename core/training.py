@@ -29,7 +29,7 @@ from torch.utils.data.distributed import DistributedSampler
 from . import __version__
 from .atomic import remove_stale_temporaries, write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RunConfig
+from .config import RunConfig, RunData
 from .dataset import Progress, TensorData, _no_progress, load_tensors, split_indices
 from .device import (Distributed, any_rank, average_parameters, barrier, check_compile_possible,
                      dump_rank_state, gather_sums, init_distributed, resolve_device,
@@ -216,13 +216,12 @@ def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, 
         shutdown_distributed(ctx)
 
 
-def _describe_data(config: RunConfig, manifest_path: Path, data: PreparedData, ctx: Distributed) -> dict:
-    return {"manifest": str(manifest_path.resolve()), "train_rows": len(data.train),
-            "validation_rows": len(data.validation), "skipped_rows": len(data.skipped),
-            "skipped": [e.message() for e in data.skipped[:100]],
-            "processes": ctx.world_size,
-            "tensors": {m: {"shape": list(t.shape[1:]), "dtype": str(t.dtype).removeprefix("torch.")}
-                        for m, t in data.train.data.items()}}
+def _describe_data(config: RunConfig, manifest_path: Path, data: PreparedData, ctx: Distributed) -> RunData:
+    return RunData(manifest=str(manifest_path.resolve()), train_rows=len(data.train),
+                   validation_rows=len(data.validation), skipped_rows=len(data.skipped),
+                   skipped=[e.message() for e in data.skipped[:100]], processes=ctx.world_size,
+                   tensors=data.train.specs(),
+                   held_out_rows=list(data.validation.rows))
 
 
 def _diverged(what: str, epoch: int, step: int | None, run_dir: Path, last_good: int) -> TrainingDiverged:

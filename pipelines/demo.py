@@ -7,18 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
-import torch
 
 from polyvae.core.config import RunConfig
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
 from polyvae.core.plugins import get_registry
 
 from .demo_data import DIGIT_WORDS
-from .generation import generate_files
-from .training_run import run_training
-from .ui import progress
-
 
 
 @dataclass
@@ -47,15 +40,15 @@ def demo_config(modalities: list[str], epochs: int | None, device: str, seed: in
 
 def run_demo(out_dir: Path, size: int | None = None, epochs: int | None = None, device: str = "auto",
              seed: int = 0, say=lambda msg: click.echo(msg, err=True)) -> DemoResult:
-    """Data -> training -> generation -> evaluation (-> interpolation, report when installed)."""
-    from .demo_data import write_demo_dataset
-    from .evaluation.evaluate import evaluate_run
+    """Data -> training -> generation -> evaluation -> voice interpolation -> report, all
+    through the public API (:mod:`.api`)."""
+    from . import api
 
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     say("1/5 writing the demo dataset")
-    manifest = write_demo_dataset(out_dir / "data", seed=seed, size=size, progress=progress)
+    manifest = api.demo_data(out_dir / "data", seed=seed, size=size, progress=True)
     timings["data"] = time.perf_counter() - t
 
     registry = get_registry()
@@ -63,39 +56,35 @@ def run_demo(out_dir: Path, size: int | None = None, epochs: int | None = None, 
     run_dir = out_dir / "run"
     t = time.perf_counter()
     say(f"2/5 training an MVAE on {', '.join(modalities)}")
-    if (run_dir / "checkpoint").exists():
-        run_training(run_dir, manifest, demo_config(modalities, epochs, device, seed), resume=True)
-    else:
-        run_training(run_dir, manifest, demo_config(modalities, epochs, device, seed))
+    api.train(run_dir, manifest, config=demo_config(modalities, epochs, device, seed),
+              resume=(run_dir / "checkpoint").exists())
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
     say("3/5 generating across modalities")
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
+    run = api.load(run_dir, device=device)
     generated = out_dir / "generated"
     targets = [m for m in modalities if m != "text"]
     for word in DIGIT_WORDS:
-        generate_files(run, [("text", word)], targets, 1, generated / f"from_text_{word}", seed=seed, device=dev)
+        run.generate(given={"text": word}, to=targets, seed=seed, out=generated / f"from_text_{word}")
     first_rows = _first_rows_per_label(manifest)
     for label, row in first_rows.items():
         if "image" in modalities and row.get("image"):
-            generate_files(run, [("image", str(manifest.parent / row["image"]))],
-                           [m for m in modalities if m != "image"], 1,
-                           generated / f"from_image_{label}", seed=seed, device=dev)
+            run.generate(given={"image": manifest.parent / row["image"]}, to=[m for m in modalities if m != "image"],
+                         seed=seed, out=generated / f"from_image_{label}")
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
     say("4/5 evaluating coherence on held-out rows")
-    evaluation = evaluate_run(run, manifest, dev, seed=seed, progress=progress)
+    evaluation = run.evaluate(manifest, seed=seed, progress=True)
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=float))
     timings["evaluate"] = time.perf_counter() - t
 
     result = DemoResult(out_dir, manifest, run_dir, timings, evaluation)
     t = time.perf_counter()
     say("5/5 interpolating voices and writing the report")
-    for step in EXTRA_STEPS:
-        step(result, run, dev)
+    _interpolate_voices(result, run)
+    _write_report(result, run)
     timings["extras"] = time.perf_counter() - t
     return result
 
@@ -108,32 +97,18 @@ def _first_rows_per_label(manifest: Path) -> dict[str, dict[str, str]]:
     return dict(sorted(rows.items()))
 
 
-#: further demo steps (voice interpolation, report); each takes (DemoResult, LoadedRun, device)
-EXTRA_STEPS: list = []
-
-
-def _interpolate_voices(result: DemoResult, run, device) -> None:
+def _interpolate_voices(result: DemoResult, run) -> None:
     """Two singers far apart in the demo set, singing 'seven', the voice moving between them."""
-    if "audio" not in run.modalities or not run.modalities["audio"].private_dim:
-        return
-    from .voice.interpolate import interpolate_voices
-    from .voice.singers import load_table
-    names = load_table(run, device).names
+    names = run.singers
     if len(names) < 2:
         return
     a, b = ("bass_boris", "soprano_sofia") if {"bass_boris", "soprano_sofia"} <= set(names) else names[:2]
     content = "text=seven" if "text" in run.modalities else None
-    interpolate_voices(run, a, b, 8, result.out_dir / "interpolation" / f"{a}_to_{b}",
-                       content=content, device=device)
+    run.interpolate(a, b, 8, content=content, out=result.out_dir / "interpolation" / f"{a}_to_{b}")
 
 
-EXTRA_STEPS.append(_interpolate_voices)
-
-
-def _write_report(result: DemoResult, run, device) -> None:
+def _write_report(result: DemoResult, run) -> None:
     """Last demo step: ``OUT/report.html``, showing what the steps before it wrote."""
-    from .report import demo_report
-    demo_report(result, run, device)
-
-
-EXTRA_STEPS.append(_write_report)
+    folders = sorted({p.parent for p in Path(result.out_dir).glob("**/path.json")
+                      if run.path.resolve() not in p.resolve().parents})
+    result.report = run.report(Path(result.out_dir) / "report.html", interpolations=folders)

@@ -17,7 +17,7 @@ def encode_rows(run: LoadedRun, data: TensorData, batch_size: int = 256, device=
     run.model.to(device).eval()
     out = []
     for start in range(0, len(data), batch_size):
-        out.append(run.model.encode(data.batch(slice(start, start + batch_size)).to(device)).float().cpu())
+        out.append(run.model.features(data.batch(slice(start, start + batch_size)).to(device)).float().cpu())
     return torch.cat(out).numpy()
 
 

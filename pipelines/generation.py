@@ -1,65 +1,70 @@
-"""Cross-modal generation from a trained run: given values -> targets -> files."""
+"""Cross-modal generation from a trained run: given values -> targets -> values or files."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
-from polyvae.core.batch import Batch
+from polyvae.core.batch import Batch, partial_batch
 from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.run import LoadedRun
 
 
-def given_batch(run: LoadedRun, given: list[tuple[str, str]], n: int, device="cpu") -> Batch:
-    """A batch of ``n`` identical rows holding the given values (every other modality missing).
+def given_batch(run: LoadedRun, rows: list[Mapping[str, Any]], n: int = 1, device="cpu") -> Batch:
+    """A batch of ``len(rows) * n`` rows: each given row repeated ``n`` times, holding its
+    values (paths, strings, PIL images, :class:`~polyvae.core.sound.Audio`, arrays: whatever
+    the modality's ``from_value`` takes); every modality a row does not give is missing.
 
-    With nothing given, every row is empty and the model samples from its prior.
+    With no values at all every row is empty and the model samples from its prior.
     """
     mods = run.modalities
-    names = [m for m, _ in given]
-    for m in names:
-        if m not in mods:
-            raise UsageError(f"--given {m}=...: this run has no modality '{m}' "
-                             f"(it has {', '.join(mods)})")
-    if len(set(names)) != len(names):
-        raise UsageError("each modality can be given once")
-    data, present = {}, {}
-    values = dict(given)
+    for row in rows:
+        for m in row:
+            if m not in mods:
+                raise UsageError(f"--given {m}=...: this run has no modality '{m}' "
+                                 f"(it has {', '.join(mods)})")
+    total = len(rows) * n
+    given, present = {}, {}
     for m, mod in mods.items():
-        if m in values:
+        which = [i for i, row in enumerate(rows) if m in row]
+        if not which:
+            continue
+        raws = []
+        for i in which:
+            value = rows[i][m]
             try:
-                raw = mod.value_from_cli(values[m])
+                raws.append(mod.from_value(value))
             except BadInput as err:
-                raise err.located(file=values[m] if mod.cell_is_path else None, modality=m) from None
-            x = mod.preprocess([raw])
-            if not bool(torch.isfinite(x.float()).all()):
-                raise BadInput("non-finite values after preprocessing", file=values[m], modality=m)
-            data[m] = x.expand(n, *x.shape[1:]).clone()
-            present[m] = torch.ones(n, dtype=torch.bool)
-        else:
-            data[m] = _empty_like(run, m, n)
-            present[m] = torch.zeros(n, dtype=torch.bool)
-    return Batch(data, present).to(device)
-
-
-def _empty_like(run: LoadedRun, m: str, n: int) -> torch.Tensor:
-    """Zeros shaped like the modality's training tensors (masks make the encoder ignore them)."""
-    spec = run.config.data.get("tensors", {}).get(m)
-    if spec is None:
-        raise UsageError(f"{run.path}: config.json does not record the tensor shape of '{m}'")
-    return torch.zeros((n, *spec["shape"]), dtype=getattr(torch, spec["dtype"]))
+                file = value if mod.cell_is_path and isinstance(value, (str, Path)) else None
+                raise err.located(file=file, modality=m) from None
+        x = mod.preprocess(raws)
+        if not bool(torch.isfinite(x.float()).all()):
+            raise BadInput("non-finite values after preprocessing", modality=m)
+        spec = run.config.data.tensors.get(m)
+        full = spec.zeros(len(rows)) if spec is not None else torch.zeros((len(rows), *x.shape[1:]), dtype=x.dtype)
+        full[which] = x.to(full.dtype)
+        mask = torch.zeros(len(rows), dtype=torch.bool)
+        mask[which] = True
+        given[m] = full.repeat_interleave(n, dim=0)
+        present[m] = mask.repeat_interleave(n, dim=0)
+    missing = [m for m in mods if m not in given and m not in run.config.data.tensors]
+    if missing:
+        raise UsageError(f"{run.path}: config.json does not record the tensor shape of '{missing[0]}'")
+    return partial_batch(run.config.data.tensors, given, present, n=total).to(device)
 
 
 @torch.no_grad()
-def generate_files(run: LoadedRun, given: list[tuple[str, str]], targets: list[str], n: int,
-                   out_dir: Path, seed: int = 0, sample: bool = True, device="cpu",
-                   voice: str | None = None) -> list[Path]:
-    """Write ``out_dir/<modality>_<k>.<ext>`` for every target and k < n; returns the paths.
+def generate_tensors(run: LoadedRun, rows: list[Mapping[str, Any]], targets: list[str], n: int,
+                     seed: int = 0, sample: bool = True, device="cpu",
+                     private: dict[str, torch.Tensor] | None = None) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """Decoded targets ``(len(rows) * n, *shape)`` per target modality (rows in order, their
+    ``n`` samples together), and the target list used (all modalities not given, by default).
 
-    ``voice`` names a singer of the run: the audio is decoded with that singer's voice
-    embedding as its private latent (``singers.json``).
+    ``private[m]`` ``(P,)`` sets modality ``m``'s private latent (a singer's voice) for every row.
     """
-    names = {m for m, _ in given}
+    model = run.model
+    names = {m for row in rows for m in row}
     if not targets:
         targets = [m for m in run.modalities if m not in names] or list(run.modalities)
     for t in targets:
@@ -67,20 +72,22 @@ def generate_files(run: LoadedRun, given: list[tuple[str, str]], targets: list[s
             raise UsageError(f"--to {t}: this run has no modality '{t}' (it has {', '.join(run.modalities)})")
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    batch = given_batch(run, given, n, device)
-    run.model.to(device).eval()
+    batch = given_batch(run, rows or [{}], n, device)
+    model.to(device).eval()
     extra = {}
-    if voice is not None:
-        from polyvae.pipelines.voice.singers import load_table
-        table = load_table(run, device)
-        extra["private"] = {table.modality: table.embedding(voice).to(device).view(1, -1).expand(n, -1)}
-    outputs = run.model.generate(batch, targets, generator=generator, sample=sample, **extra)
+    if private:
+        extra["private"] = {m: w.to(device).view(1, -1).expand(batch.size, -1) for m, w in private.items()}
+    return targets, model.generate(batch, targets, generator=generator, sample=sample, **extra)
+
+
+def write_outputs(run: LoadedRun, outputs: dict[str, torch.Tensor], out_dir: Path) -> list[Path]:
+    """``out_dir/<modality>_<k>.<ext>`` for every output row k; returns the paths, target by target."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for t in targets:
+    for t, xs in outputs.items():
         mod = run.modalities[t]
-        for k in range(n):
-            path = out_dir / f"{t}_{k}.{mod.extension}"
-            mod.render(outputs[t][k].cpu(), path)
-            written.append(path)
+        paths = [out_dir / f"{t}_{k}.{mod.extension}" for k in range(xs.shape[0])]
+        mod.render_batch(xs.cpu(), paths)
+        written += paths
     return written

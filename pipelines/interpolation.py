@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from polyvae.core.atomic import write_text_atomic
 from polyvae.core.errors import UsageError
+from polyvae.core.models import DECODE
 from polyvae.core.run import LoadedRun
 
 from .generation import given_batch
+
+
+#: file suffixes that make ``interpolate --from/--to`` an image interpolation
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def alphas(steps: int) -> torch.Tensor:
@@ -57,45 +63,52 @@ def path_between(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, kind: str) -
 
 @dataclass
 class ImagePath:
+    """An image interpolation: alpha per step, the decoded steps, and the files when written."""
+
     alphas: list[float]
-    files: list[Path]
-    strip: Path
-    manifest: Path
+    images: torch.Tensor                     # (K, C, H, W) decoded steps
+    files: list[Path] = field(default_factory=list)
+    strip: Path | None = None
+    manifest: Path | None = None
 
 
 @torch.no_grad()
-def interpolate_images(run: LoadedRun, image_a: str, image_b: str, steps: int, out_dir: Path,
+def interpolate_images(run: LoadedRun, image_a: Any, image_b: Any, steps: int, out_dir: Path | None = None,
                        kind: str = "linear", device="cpu") -> ImagePath:
-    """Encode two images, walk the latent path, decode an image per step; strip + path.json."""
+    """Encode two images, walk the latent path, decode an image per step; with ``out_dir``
+    also write ``step_KK.png``, ``strip.png`` and ``path.json`` there."""
     if "image" not in run.modalities:
         raise UsageError("this run has no image modality to interpolate")
     model = run.model.to(device).eval()
-    za = model.encode(given_batch(run, [("image", image_a)], 1, device))[0]
-    zb = model.encode(given_batch(run, [("image", image_b)], 1, device))[0]
+    model.require(DECODE, "decode latents")
+    za = model.features(given_batch(run, [{"image": image_a}], 1, device))[0]
+    zb = model.features(given_batch(run, [{"image": image_b}], 1, device))[0]
     t = alphas(steps)
     z = path_between(za, zb, t.to(device), kind)
-    decoded = _decode(model, z, "image")
+    decoded = model.decode(z, ["image"])["image"].cpu()
+    result = ImagePath([float(a) for a in t], decoded)
+    if out_dir is None:
+        return result
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     mod = run.modalities["image"]
-    files = []
-    for k in range(steps):
-        files.append(out_dir / f"step_{k:02d}.png")
-        mod.render(decoded[k].cpu(), files[-1])
-    strip = out_dir / "strip.png"
-    _image_strip(decoded.cpu(), strip)
-    record = {"from": image_a, "to": image_b, "path": kind, "alpha": [round(float(a), 6) for a in t],
+    result.files = [out_dir / f"step_{k:02d}.png" for k in range(steps)]
+    mod.render_batch(decoded, result.files)
+    result.strip = out_dir / "strip.png"
+    _image_strip(decoded, result.strip)
+    record = {"from": _label(image_a), "to": _label(image_b), "path": kind,
+              "alpha": [round(float(a), 6) for a in t],
               "latent_distance_to_from": [float((zi - za).norm()) for zi in z],
               "latent_distance_to_to": [float((zi - zb).norm()) for zi in z],
-              "files": [f.name for f in files]}
-    manifest = out_dir / "path.json"
-    write_text_atomic(manifest, json.dumps(record, indent=2))
-    return ImagePath([float(a) for a in t], files, strip, manifest)
+              "files": [f.name for f in result.files]}
+    result.manifest = out_dir / "path.json"
+    write_text_atomic(result.manifest, json.dumps(record, indent=2))
+    return result
 
 
-def _decode(model, z: torch.Tensor, target: str) -> torch.Tensor:
-    if hasattr(model, "decode"):
-        return model.decode(z, [target])[target]
-    raise UsageError(f"--model {getattr(model, 'name', '?')} cannot decode latents")
+def _label(value: Any) -> str:
+    """How an end of a path is named in path.json: its file, or its kind of object."""
+    return str(value) if isinstance(value, (str, Path)) else f"<{type(value).__name__}>"
 
 
 def _image_strip(images: torch.Tensor, path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from polyvae.core.modality import Modality
+from polyvae.core.models import DECODE
 from polyvae.core.run import read_config
 from polyvae.core.training import METRICS, EpochReport
 
@@ -86,7 +87,7 @@ def write_epoch_plots(report: EpochReport, heavy_every: int = HEAVY_EVERY) -> li
     for target in kind_modalities(mods, "audio"):
         attempt(f"generated {target}", lambda t=target: plot_generated_audio(
             report.model, mods, data, t, folder / f"generated_{t}.png"))
-    if kind_modalities(mods, "audio") and hasattr(report.model, "decode"):
+    if kind_modalities(mods, "audio") and report.model.supports(DECODE):
         attempt("interpolation", lambda: plot_interpolation(report.model, mods, data, folder / "interpolation.png"))
     return messages
 
@@ -136,9 +137,8 @@ def plot_generated_audio(model, mods, data, target: str, path: Path) -> Path:
         clips = [(f"{source}: {row.caption}", *row.outputs[target][0].waveform()) for row in rows]
         title = f"{target} generated from {source}"
     else:
-        shapes = {m: tuple(t.shape[1:]) for m, t in data.data.items()}
         clips = [(f"prior sample {k}", *r.waveform())
-                 for k, r in enumerate(prior_samples(model, mods, shapes, 5)[target])]
+                 for k, r in enumerate(prior_samples(model, mods, data.specs(), 5)[target])]
         title = f"{target} sampled from the prior"
     return save_figure(spectrogram_panel(clips, title), path)
 

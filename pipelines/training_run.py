@@ -14,11 +14,11 @@ from polyvae.core.device import Distributed
 from .ui import progress, step_bar
 
 
-def build_config(config_file: Path | None, overrides: dict[str, dict[str, Any]]) -> RunConfig:
-    """Defaults, then the ``--config`` file's sections, then explicit command-line flags."""
+def build_config(config_file: Path | str | dict | None, overrides: dict[str, dict[str, Any]]) -> RunConfig:
+    """Defaults, then the ``--config`` file's sections (or a dict of them), then explicit settings."""
     raw: dict[str, Any] = {"model": {}, "train": {}, "modality_options": {}}
     if config_file is not None:
-        loaded = load_config_file(config_file)
+        loaded = config_file if isinstance(config_file, dict) else load_config_file(Path(config_file))
         for section in raw:
             raw[section].update(loaded.get(section, {}))
     for section, values in overrides.items():

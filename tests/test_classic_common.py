@@ -84,7 +84,7 @@ def test_generation_rules_of_a_deterministic_autoencoder():
         model.generate(as_batch(x[:2]), ["image"])
     out = model.generate(as_batch(x[:2]), ["array"])["array"]
     assert torch.allclose(out, model.reconstruct(as_batch(x[:2]))["array"])
-    codes = model.encode(as_batch(x[:2]))
+    codes = model.features(as_batch(x[:2]))
     assert torch.allclose(model.decode(codes, ["array"])["array"], out)
     errors = model.reconstruction_error(as_batch(x[:2]))["array"]
     assert errors.shape == (2,) and torch.allclose(errors, (out - x[:2]).pow(2).mean(1), atol=1e-6)

@@ -15,7 +15,7 @@ from polyvae.plugins.models.classic import ConvAutoencoder
 def test_output_has_the_input_shape(shape):
     model = build(ConvAutoencoder, shape=shape, latent_dim=6, extra={"channels": [4, 8]})
     x = torch.rand(2, *shape)
-    assert model.encode(as_batch(x)).shape == (2, 6)
+    assert model.features(as_batch(x)).shape == (2, 6)
     assert model.reconstruct(as_batch(x))["array"].shape == (2, *shape)
     out = model(as_batch(x))
     assert out.loss.shape == () and torch.isfinite(out.loss)

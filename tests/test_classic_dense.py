@@ -17,7 +17,7 @@ def test_ae_reconstruction_error_falls():
     model = build(DenseAutoencoder, latent_dim=8, hidden_dim=64)
     history = fit(model, x[:600], epochs=6, lr=3e-3)
     assert history[-1] < 0.6 * history[0], history
-    assert model.encode(as_batch(x[:5])).shape == (5, 8)
+    assert model.features(as_batch(x[:5])).shape == (5, 8)
     assert model.reconstruct(as_batch(x[:5]))["array"].shape == (5, 64)
 
 
@@ -35,7 +35,7 @@ def _mean_activation_after_training(cls, extra):
     torch.manual_seed(0)
     model = build(cls, latent_dim=32, hidden_dim=64, extra=extra)
     history = fit(model, x[:600], epochs=15, lr=1e-2)
-    code = model.encode(as_batch(x[:600])).detach()
+    code = model.features(as_batch(x[:600])).detach()
     return code, history[-1]
 
 

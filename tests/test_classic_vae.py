@@ -80,7 +80,7 @@ def test_convex_interpolation_and_grid():
     assert path.shape == (5, 8, 8)
     with torch.no_grad():
         ends = model.reconstruct(as_batch(x[:2]))["array"]
-        mu = model.encode(as_batch(x[:2]))
+        mu = model.features(as_batch(x[:2]))
         middle = model.decode_z(0.5 * mu[:1] + 0.5 * mu[1:])
     assert torch.allclose(path[0], ends[0], atol=1e-6) and torch.allclose(path[-1], ends[1], atol=1e-6)
     assert torch.allclose(path[2], middle[0], atol=1e-6)

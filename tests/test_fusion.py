@@ -256,7 +256,7 @@ def test_mvae_trains_through_each_fusion_with_missing_modalities(fusion):
     names = ["a", "b", "c"]
     mods = {n: type(n, (Point,), {"name": n})() for n in names}
     model = MultimodalVAE(mods, ModelConfig(modalities=names, latent_dim=2, k_subsets=1,
-                                            kl_warmup_epochs=0), fusion())
+                                            kl_warmup_epochs=0), fusion=fusion())
     gen = torch.Generator().manual_seed(13)
     source = torch.randn(64, 2, generator=gen)
     data = {n: source * (i + 1) for i, n in enumerate(names)}
@@ -276,4 +276,4 @@ def test_mvae_trains_through_each_fusion_with_missing_modalities(fusion):
         optimizer.step()
         losses.append(float(out.loss.detach()))
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
-    assert model.posterior(batch).mean().shape == (64, 2)
+    assert model.encode(batch).mean().shape == (64, 2)

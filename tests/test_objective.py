@@ -88,7 +88,7 @@ def test_balanced_weights_equalise_sizes():
 def _model(k=0, reconstruct="all"):
     mods = {"a": Scalar(), "b": Scalar()}
     cfg = ModelConfig(latent_dim=1, likelihood_weighting="none", k_subsets=k, reconstruct=reconstruct)
-    return MultimodalVAE(mods, cfg, ProductOfExperts())
+    return MultimodalVAE(mods, cfg, fusion=ProductOfExperts())
 
 
 def test_subset_elbo_matches_hand_computation():
@@ -169,10 +169,10 @@ def test_shared_decoder_is_one_backbone_with_small_heads():
     image.load_state({"channels": 1, "size": 8})
     text.fit(["one", "two"])
     cfg = ModelConfig(latent_dim=4, hidden_dim=32, shared_decoder=True)
-    model = MultimodalVAE({"image": image, "text": text}, cfg, ProductOfExperts())
+    model = MultimodalVAE({"image": image, "text": text}, cfg, fusion=ProductOfExperts())
     assert model.backbone is not None
     assert model.decoders["image"].fc[0].in_features == 32         # heads read the backbone
-    separate = MultimodalVAE({"image": image, "text": text}, ModelConfig(latent_dim=4), ProductOfExperts())
+    separate = MultimodalVAE({"image": image, "text": text}, ModelConfig(latent_dim=4), fusion=ProductOfExperts())
     assert separate.backbone is None and separate.decoders["image"].fc[0].in_features == 4
     batch = Batch({"image": torch.rand(3, 1, 8, 8), "text": text.preprocess(["one", "two", "one"])},
                   {"image": torch.ones(3, dtype=torch.bool), "text": torch.ones(3, dtype=torch.bool)})
@@ -195,7 +195,7 @@ def test_paired_fast_path_equals_the_masked_path(fusion):
     text.fit(["one", "two"])
     torch.manual_seed(0)
     model = MultimodalVAE({"image": image, "sketch": sketch, "text": text},
-                          ModelConfig(latent_dim=4, k_subsets=2), get_registry().fusion(fusion)())
+                          ModelConfig(latent_dim=4, k_subsets=2), fusion=get_registry().fusion(fusion)())
     data = {"image": torch.rand(5, 1, 8, 8), "sketch": torch.rand(5, 1, 8, 8),
             "text": text.preprocess(["one", "two", "one", "two", "two"])}
     present = {m: torch.ones(5, dtype=torch.bool) for m in data}

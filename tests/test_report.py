@@ -207,13 +207,13 @@ def test_run_whose_manifest_moved_shows_prior_samples(tmp_path, image_run):
 
 
 def test_demo_step_writes_the_report_and_finds_interpolations(tmp_path, image_run):
-    from polyvae.core.run import load_run
-    from polyvae.pipelines.demo import EXTRA_STEPS, DemoResult
+    import polyvae
+    from polyvae.pipelines.demo import DemoResult, _write_report
 
     out_dir = tmp_path / "demo"
     write_voice_folder(out_dir / "voices")
     result = DemoResult(out_dir, Path("unused.csv"), image_run)
-    EXTRA_STEPS[-1](result, load_run(image_run), "cpu")
+    _write_report(result, polyvae.load(image_run, device="cpu"))
     assert result.report == out_dir / "report.html"
     html = result.report.read_text()
     assert html.count('class="interp"') == 2            # the fresh latent path + the demo's voices

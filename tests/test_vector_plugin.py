@@ -187,8 +187,8 @@ def test_trains_saves_reloads_and_separates_the_clusters(tmp_path):
     data = prepare_data(run.config, manifest, registry, fit=False)
     rows = data.train.batch(slice(0, len(data.train)))
     with torch.no_grad():
-        z = run.model.encode(rows)
-        torch.testing.assert_close(z, model.encode(rows))
+        z = run.model.features(rows)
+        torch.testing.assert_close(z, model.features(rows))
     labels = np.array([int(v) for v in data.train.metadata["label"]])
     z = z.numpy()
     a, b = z[labels == 0].mean(0), z[labels == 1].mean(0)
@@ -202,7 +202,7 @@ def test_trains_saves_reloads_and_separates_the_clusters(tmp_path):
     with torch.no_grad():
         x = run.model.decode(torch.from_numpy(np.stack([a, b])).float(), ["vector"])["vector"]
     run.modalities["vector"].render(x[0], tmp_path / "vector_0.csv")
-    back = run.modalities["vector"].value_from_cli(str(tmp_path / "vector_0.csv"))
+    back = run.modalities["vector"].from_value(str(tmp_path / "vector_0.csv"))
     assert back.shape == (6,) and np.all(np.abs(back - 100) < 30)
 
 

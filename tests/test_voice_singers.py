@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from polyvae.core.errors import UsageError
+from polyvae.plugins.audio.modality import AudioModality
 from polyvae.pipelines.interpolation import alphas
 from polyvae.pipelines.voice.encoding import clip_windows
 from polyvae.pipelines.voice.features import VoiceFeatures
@@ -105,7 +106,7 @@ def test_clip_windows_cut_pad_and_drop_silence():
     size = 100
     loud = np.sin(np.arange(size) / 3.0).astype(np.float32)
     wave = np.concatenate([0.5 * loud, np.zeros(size, np.float32), loud, 0.5 * loud[:40]])
-    windows, starts = clip_windows(wave, size)
+    windows, starts = clip_windows(wave, size, AudioModality().as_clip)   # as the run's clips are read
     assert starts == [0, 200, 300]                   # the silent window is dropped
     assert all(w.shape == (size,) for w in windows)
     assert all(np.abs(w).max() == pytest.approx(0.95) for w in windows)

@@ -6,10 +6,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.anomalies import anomaly_scores, write_scores
-from polyvae.pipelines.run_data import read_rows
+from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
 
 
@@ -33,11 +30,9 @@ def command(run_dir, manifest, out_file, anomalous_label, as_json, device) -> No
       polyvae train runs/ae --data normal/manifest.csv --model ae --modalities image
       polyvae anomalies runs/ae --data test/manifest.csv --anomalous-label 9
     """
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    result = anomaly_scores(run, read_rows(run, manifest), anomalous_label, dev)
     out_file = out_file or run_dir / "anomalies.csv"
-    write_scores(out_file, result)
+    run = api.load(run_dir, device=device)
+    result = run.anomalies(manifest, anomalous_label=anomalous_label, out=out_file, progress=True)
     order = np.argsort(-result.scores)
     summary = {"rows": len(result.rows), "scores": str(out_file), "roc_auc": result.auc,
                "most_anomalous_rows": [int(result.rows[i]) for i in order[:10]],

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from polyvae.pipelines.ui import progress
+from polyvae.pipelines import api
 
 
 @click.group("data")
@@ -27,6 +27,4 @@ def demo(out_dir: Path, seed: int, size: int | None) -> None:
     Example:
       polyvae data demo data/ --size 500
     """
-    from polyvae.pipelines.demo_data import write_demo_dataset
-    manifest = write_demo_dataset(out_dir, seed=seed, size=size, progress=progress)
-    click.echo(str(manifest))
+    click.echo(str(api.demo_data(out_dir, seed=seed, size=size, progress=True)))

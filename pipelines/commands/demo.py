@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from polyvae.pipelines.ui import echo_json
 
 
 @click.command("demo")
@@ -22,8 +21,8 @@ def command(out_dir: Path, size, epochs, device, seed) -> None:
     Example:
       polyvae demo demo-out/
     """
-    from polyvae.pipelines.demo import run_demo
-    result = run_demo(out_dir, size=size, epochs=epochs, device=device, seed=seed)
+    from polyvae.pipelines import api
+    result = api.demo(out_dir, size=size, epochs=epochs, device=device, seed=seed)
     coherence = result.evaluation.get("coherence", {})
     click.echo("coherence on held-out rows:")
     for group in coherence.values():

@@ -5,10 +5,7 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.encoding import encode_rows, plot_features, write_features
-from polyvae.pipelines.run_data import read_rows
+from polyvae.pipelines import api
 
 
 @click.command("encode")
@@ -25,11 +22,8 @@ def command(run_dir: Path, manifest: Path, out_file: Path, no_plot: bool, device
     Example:
       polyvae encode runs/mvae --data data/manifest.csv --out features.npy
     """
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    data = read_rows(run, manifest)
-    features = encode_rows(run, data, device=dev)
-    write_features(out_file, features, data.rows)
+    run = api.load(run_dir, device=device)
+    features = run.encode(manifest, out=out_file, plot=not no_plot, progress=True)
     click.echo(f"{out_file}  ({features.shape[0]} rows x {features.shape[1]} dims)")
     if not no_plot:
-        click.echo(str(plot_features(out_file.with_suffix(".png"), features, data)))
+        click.echo(str(out_file.with_suffix(".png")))

@@ -5,9 +5,7 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.evaluation.evaluate import evaluate_run
+from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
 
 
@@ -40,8 +38,7 @@ def command(run_dir: Path, manifest: Path, as_json: bool, seed: int, device: str
     Example:
       polyvae evaluate runs/mvae --data data/manifest.csv --json
     """
-    dev = resolve_device(device)
-    result = evaluate_run(load_run(run_dir, device=dev), manifest, dev, seed=seed)
+    result = api.load(run_dir, device=device).evaluate(manifest, seed=seed, progress=True)
     if as_json:
         echo_json(result)
     else:

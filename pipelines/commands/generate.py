@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.generation import generate_files
+from polyvae.core.errors import UsageError
+from polyvae.pipelines import api
 from polyvae.pipelines.ui import parse_assignments, split_list
 
 
@@ -35,9 +34,12 @@ def command(run_dir: Path, given, targets, n, out_dir, seed, use_mean, voice, de
       polyvae generate runs/mvae --given text=seven --to audio --voice soprano_sofia --out sung/
       polyvae generate runs/dae --given image=noisy.png --to image --out clean/
     """
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    paths = generate_files(run, parse_assignments(given, "--given"), split_list(targets), n,
-                           out_dir, seed=seed, sample=not use_mean, device=dev, voice=voice)
-    for p in paths:
+    pairs = parse_assignments(given, "--given")
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        raise UsageError("each modality can be given once")
+    run = api.load(run_dir, device=device)
+    out = run.generate(given=row or None, to=split_list(targets), n=n, seed=seed, sample=not use_mean,
+                       voice=voice, out=out_dir)
+    for p in out.files:
         click.echo(str(p))

@@ -5,12 +5,7 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.errors import UsageError
-from polyvae.core.run import load_run
-from polyvae.pipelines.interpolation import interpolate_images
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+from polyvae.pipelines import api
 
 
 @click.command("interpolate")
@@ -34,18 +29,7 @@ def command(run_dir, source, target, steps, kind, content, out_dir, device) -> N
       polyvae interpolate runs/mvae --from a.png --to b.png --steps 8 --out path/
       polyvae interpolate runs/mvae --from bass_boris --to soprano_sofia --content text=seven --out voices/
     """
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    if Path(source).suffix.lower() in IMAGE_SUFFIXES and Path(target).suffix.lower() in IMAGE_SUFFIXES:
-        result = interpolate_images(run, source, target, steps, out_dir, kind, dev)
-        for f in result.files:
-            click.echo(str(f))
-        click.echo(str(result.strip))
-        click.echo(str(result.manifest))
-        return
-    try:
-        from polyvae.pipelines.voice.interpolate import interpolate_voices
-    except ImportError:
-        raise UsageError("--from/--to must be two image files (voice interpolation needs the audio plugin)") from None
-    for path in interpolate_voices(run, source, target, steps, out_dir, kind=kind, content=content, device=dev):
-        click.echo(str(path))
+    run = api.load(run_dir, device=device)
+    result = run.interpolate(source, target, steps, path=kind, content=content, out=out_dir)
+    for f in result.files:
+        click.echo(str(f))

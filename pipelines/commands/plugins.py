@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from polyvae.core.plugins import get_registry
+from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
 
 
@@ -17,16 +17,14 @@ def command(as_json: bool) -> None:
       polyvae plugins
       polyvae plugins --json
     """
-    registry = get_registry()
-    infos = registry.plugin_infos()
+    infos, errors = api.plugins(), api.plugin_errors()
     if as_json:
-        echo_json({"plugins": [vars(i) for i in infos],
-                   "errors": [e.message() for e in registry.errors]})
+        echo_json({"plugins": [vars(i) for i in infos], "errors": errors})
         return
     rows = [("NAME", "KIND", "VERSION", "PACKAGE", "DESCRIPTION")]
     rows += [(i.name, i.kind, i.version, i.package, i.description) for i in infos]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for r in rows:
         click.echo("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
-    for err in registry.errors:
-        click.echo(err.message(), err=True)
+    for err in errors:
+        click.echo(err, err=True)

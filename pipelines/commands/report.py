@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
+from polyvae.pipelines import api
 
 
 @click.command("report")
@@ -33,9 +33,6 @@ def command(run_dir: Path, out, manifest, interpolations, seed, device) -> None:
       polyvae report runs/mvae --out mvae.html --data data/test.csv
       polyvae report runs/mvae --interpolation voices/
     """
-    from polyvae.pipelines.report import build_report
-    from polyvae.pipelines.ui import progress
-
-    path = build_report(run_dir, out, manifest, interpolations, device=resolve_device(device),
-                        seed=seed, progress=progress, say=lambda msg: click.echo(msg, err=True))
+    path = api.load(run_dir, device=device).report(out, data=manifest, interpolations=interpolations,
+                                                   seed=seed, progress=True)
     click.echo(str(path))

@@ -1,11 +1,12 @@
 """``polyvae train``."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from polyvae.pipelines.training_run import build_config, run_training
+from polyvae.pipelines import api
 from polyvae.pipelines.ui import split_list
 
 MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-ae", "recirculation"]
@@ -13,8 +14,9 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
 
 @click.command("train")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", "manifest", required=True, type=click.Path(path_type=Path),
-              help="Manifest CSV (one column per modality; empty cell = missing).")
+@click.option("--data", "manifest", default=None, type=click.Path(path_type=Path),
+              help="Manifest CSV (one column per modality; empty cell = missing). With --resume: "
+                   "[default: the run's own manifest]")
 @click.option("--model", default=None, help=f"Model: {'|'.join(MODELS)} or a plugin's. [default: mvae]")
 @click.option("--modalities", default=None, help="Comma-separated modalities to use [default: every manifest column that is one].")
 @click.option("--fusion", default=None, help="poe|moe|mopoe or a plugin's. [default: poe]")
@@ -57,21 +59,31 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
     Examples:
       polyvae train runs/mvae --data data/manifest.csv --modalities image,text --epochs 20
       polyvae train runs/ae --data data/manifest.csv --model conv-ae --modalities image
-      polyvae train runs/mvae --data data/manifest.csv --resume
+      polyvae train runs/mvae --resume                 # continue after the last complete epoch
       polyvae train runs/fast --data data/manifest.csv --autocast bf16 --compile
       torchrun --nproc_per_node 2 .venv/bin/polyvae train runs/ddp --data data/manifest.csv
     """
-    if resume and epochs is None and (run_dir / "config.json").exists():
-        from polyvae.core.run import read_config
-        epochs = read_config(run_dir).train.epochs          # continue to the run's own end
-    config = build_config(config_file, {
-        "model": {"model": model, "modalities": split_list(modalities) or None, "fusion": fusion,
-                  "latent_dim": latent_dim, "beta": beta, "shared_decoder": shared_decoder,
-                  "reconstruct": reconstruct},
-        "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                  "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast,
-                  "compile": compile_},
-    })
-    run_training(run_dir, manifest, config, resume=resume, quiet=quiet)
+    try:
+        api.train(run_dir, manifest, config=config_file, modalities=split_list(modalities) or None, model=model,
+                  fusion=fusion, epochs=epochs, latent_dim=latent_dim, batch_size=batch_size,
+                  learning_rate=learning_rate, beta=beta, seed=seed, device=device, resume=resume,
+                  shared_decoder=shared_decoder, on_bad_input=on_bad_input, autocast=autocast,
+                  compile=compile_, reconstruct=reconstruct, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted. {interrupted_note(run_dir)}", err=True)
+        sys.exit(130)
     if not quiet:
         click.echo(f"trained: {run_dir}", err=True)
+
+
+def interrupted_note(run_dir: Path) -> str:
+    """What a killed run kept, and the command that continues it."""
+    from polyvae.core.run import CONFIG, read_config
+    from polyvae.pipelines.plots import read_history
+
+    done = len(read_history(run_dir))
+    if not done or not (run_dir / CONFIG).exists():
+        return f"No epoch completed, so {run_dir} holds nothing to resume; run the same command again."
+    total = read_config(run_dir).train.epochs
+    return (f"{run_dir} keeps epoch {done} of {total}; continue with: "
+            f"polyvae train {run_dir} --resume")

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.ui import echo_json, progress
+from polyvae.pipelines import api
+from polyvae.pipelines.ui import echo_json
 
 
 @click.command("voice-match")
@@ -29,11 +28,7 @@ def command(run_dir: Path, recording: Path, as_json: bool, top: int | None, devi
       polyvae voice-match runs/mvae my_voice.wav
       polyvae voice-match runs/mvae my_voice.wav --json
     """
-    from polyvae.pipelines.voice.match import match_voice
-
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    result = match_voice(run, recording, device=dev, progress=progress)
+    result = api.load(run_dir, device=device).voice_match(recording, progress=True)
     ranking = result.ranking[:top] if top else result.ranking
     if as_json:
         echo_json({**result.to_json(), "ranking": ranking})

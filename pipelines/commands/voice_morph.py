@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from polyvae.core.device import resolve_device
-from polyvae.core.run import load_run
-from polyvae.pipelines.ui import echo_json, progress
+from polyvae.pipelines import api
+from polyvae.pipelines.ui import echo_json
 
 
 @click.command("voice-morph")
@@ -28,13 +27,9 @@ def command(run_dir: Path, recording: Path, toward: str, amount: float, out_file
     Example:
       polyvae voice-morph runs/mvae my_voice.wav --toward soprano_sofia --amount 0.5 --out me_sofia.wav
     """
-    from polyvae.pipelines.voice.morph import morph_voice
-
-    dev = resolve_device(device)
-    run = load_run(run_dir, device=dev)
-    result = morph_voice(run, recording, toward, amount, out_file, device=dev, progress=progress)
+    result = api.load(run_dir, device=device).morph(recording, toward, amount, out=out_file, progress=True)
     if as_json:
-        echo_json(result.to_json())
+        echo_json(result.summary)
         return
     click.echo(str(result.path))
     click.echo(f"voice distance to {toward}: {result.distance_before:.2f} before, "

@@ -81,8 +81,8 @@ def joint_coherence(model: AutoencoderModel, classifiers: dict[str, ModalityClas
     latent = model.latent_dim
     generator = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(samples, latent, generator=generator, device=device)
-    private = {m: torch.randn(samples, model.modalities[m].private_dim, generator=generator, device=device)
-               for m in mods if model.modalities[m].private_dim}
+    dims = model.private_dims
+    private = {m: torch.randn(samples, dims[m], generator=generator, device=device) for m in mods if m in dims}
     decoded = model.decode(z, mods, private)
     predictions = np.stack([classifiers[m].predict(decoded[m].cpu()) for m in mods])
     return round(float((predictions == predictions[0]).all(0).mean()), 4)

@@ -15,6 +15,7 @@ import torch
 
 from polyvae.core.dataset import TensorData
 from polyvae.core.manifest import read_manifest
+from polyvae.core.models import DECODE, LIKELIHOOD
 from polyvae.core.run import LoadedRun
 from polyvae.core.training import evaluate_loss
 
@@ -90,15 +91,15 @@ def section_coherence(ctx: EvaluationContext) -> dict | None:
 
 def section_joint_coherence(ctx: EvaluationContext) -> dict | None:
     """Unconditional coherence: prior samples whose modalities all read as one label."""
-    if not hasattr(ctx.run.model, "decode") or len(ctx.classifiers) < 2:
+    if not ctx.run.model.supports(DECODE) or len(ctx.classifiers) < 2:
         return None
     value = joint_coherence(ctx.run.model, ctx.classifiers, device=ctx.device, seed=ctx.seed)
     return None if value is None else {"joint_coherence": value}
 
 
 def section_log_likelihood(ctx: EvaluationContext) -> dict | None:
-    """Importance-weighted log-likelihood estimate (K = 32), multimodal VAEs only."""
-    if not hasattr(ctx.run.model, "fusion"):
+    """Importance-weighted log-likelihood estimate (K = 32), for models that declare one."""
+    if not ctx.run.model.supports(LIKELIHOOD):
         return None
     k = 32
     value = iwae_log_likelihood(ctx.run.model, ctx.rows, k=k, device=ctx.device, seed=ctx.seed)
@@ -127,61 +128,43 @@ def section_linear_probe(ctx: EvaluationContext) -> dict | None:
     return {"linear_probe_accuracy": round(accuracy, 4)}
 
 
-def section_pca(ctx: EvaluationContext) -> dict | None:
-    """linear-ae only: largest principal angle to PCA's top-k subspace, and MSE against PCA's."""
-    if getattr(ctx.run.model, "name", "") != "linear-ae":
-        return None
-    from polyvae.plugins.models.classic.linear import compare_with_pca
-    (m,) = ctx.run.modalities
-    x = ctx.reference.data[m][ctx.reference.present[m]]
-    return {"pca_comparison": compare_with_pca(ctx.run.model.cpu(), x).as_dict()}
+@torch.no_grad()
+def section_model_figures(ctx: EvaluationContext) -> dict | None:
+    """What only the run's model can tell (``linear-ae``: the angle to PCA's subspace;
+    ``denoising-ae``: PSNR before and after denoising), through the model contract."""
+    return ctx.run.model.evaluation_figures(ctx.reference, ctx.rows, ctx.device, ctx.seed) or None
 
 
 @torch.no_grad()
-def section_denoising(ctx: EvaluationContext) -> dict | None:
-    """denoising-ae only: PSNR of noisy and of denoised held-out rows against the clean ones."""
-    model = ctx.run.model
-    if getattr(model, "name", "") != "denoising-ae":
-        return None
-    from polyvae.plugins.models.classic.common import psnr
-    (m,) = ctx.run.modalities
-    clean = ctx.rows.data[m][ctx.rows.present[m]].to(ctx.device)
-    generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-    noisy = model.corrupt(clean, generator)
-    from polyvae.core.batch import Batch
-    batch = Batch({m: noisy}, {m: torch.ones(len(noisy), dtype=torch.bool, device=ctx.device)})
-    denoised = model.reconstruct(batch)[m]
-    before, after = float(psnr(noisy, clean).mean()), float(psnr(denoised, clean).mean())
-    return {"denoising": {"psnr_noisy_db": before, "psnr_denoised_db": after, "gain_db": after - before,
-                          "noise": model.options.noise, "noise_level": model.options.noise_level}}
-
-
-def section_playback(ctx: EvaluationContext) -> dict | None:
-    """Audio only: spectral convergence of held-out mels -> Griffin-Lim audio -> mels (64 clips)."""
-    mod = ctx.run.modalities.get("audio")
-    if mod is None or not hasattr(mod, "spectrogram_to_audio"):
-        return None
-    from polyvae.plugins.audio.quality import griffin_lim_report
-    x = ctx.rows.data["audio"][ctx.rows.present["audio"]][:64]
-    return {"audio_playback": griffin_lim_report(mod, x)}
+def section_modality_figures(ctx: EvaluationContext) -> dict | None:
+    """What each modality tells about itself on the evaluated rows (audio: playback quality)."""
+    out: dict = {}
+    for m, mod in ctx.run.modalities.items():
+        have = ctx.rows.present[m]
+        if bool(have.any()):
+            out.update(mod.evaluation_figures(ctx.rows.data[m][have]))
+    return out or None
 
 
 SECTIONS: list[Callable[[EvaluationContext], dict | None]] = [
     section_loss, section_reconstruction, section_classifiers, section_coherence,
-    section_joint_coherence, section_log_likelihood, section_linear_probe, section_pca,
-    section_denoising, section_playback,
+    section_joint_coherence, section_log_likelihood, section_linear_probe, section_model_figures,
+    section_modality_figures,
 ]
 
 
-def evaluate_run(run: LoadedRun, manifest: Path, device: torch.device, seed: int = 0,
+def evaluate_run(run: LoadedRun, manifest: Path | list, device: torch.device, seed: int = 0,
                  progress=None) -> dict:
-    """All sections on ``manifest``: its held-out split when it is the training manifest."""
-    from polyvae.pipelines.run_data import held_out, is_training_manifest, read_rows
+    """All sections on ``manifest`` (a manifest path, or rows as dicts of modality -> value):
+    its held-out split when it is the training manifest."""
+    from polyvae.pipelines.run_data import (held_out, is_training_manifest, read_rows, rows_from_values,
+                                            training_manifest)
 
     kwargs = {"progress": progress} if progress is not None else {}
-    data = read_rows(run, manifest, **kwargs)
+    in_python = not isinstance(manifest, (str, Path))
+    data = rows_from_values(run, list(manifest)) if in_python else read_rows(run, manifest, **kwargs)
     notes = []
-    if is_training_manifest(run, manifest):
+    if not in_python and is_training_manifest(run, manifest):
         reference, rows = held_out(run, data)
         if len(rows) == 0:
             reference, rows = data, data
@@ -189,11 +172,11 @@ def evaluate_run(run: LoadedRun, manifest: Path, device: torch.device, seed: int
         else:
             notes.append(f"training manifest: evaluated on its {len(rows)} held-out rows")
     else:
-        trained_on = run.config.data.get("manifest")
+        trained_on = training_manifest(run)
         reference = rows = data
-        if trained_on and Path(trained_on).exists():
+        if trained_on is not None:
             try:
-                reference, _ = held_out(run, read_rows(run, Path(trained_on), **kwargs))
+                reference, _ = held_out(run, read_rows(run, trained_on, **kwargs))
                 notes.append("classifiers fitted on the run's training rows")
             except Exception:   # the training manifest changed since; judge with this data
                 notes.append("classifiers fitted on the evaluated data itself")
@@ -202,7 +185,8 @@ def evaluate_run(run: LoadedRun, manifest: Path, device: torch.device, seed: int
     ctx = EvaluationContext(run, reference, rows, device, seed, notes)
     run.model.to(device).eval()
     torch.manual_seed(seed)
-    result: dict = {"run": str(run.path), "data": str(manifest), "rows": len(rows)}
+    source = f"{len(data)} rows given in Python" if in_python else str(manifest)
+    result: dict = {"run": str(run.path), "data": source, "rows": len(rows)}
     for section in SECTIONS:
         part = section(ctx)
         if part:

@@ -2,6 +2,6 @@
 
 Everything (images, audio, scripts) is embedded; the page needs no server and no network.
 """
-from .build import REPORT, build_report, demo_report
+from .build import REPORT, build_report
 
-__all__ = ["REPORT", "build_report", "demo_report"]
+__all__ = ["REPORT", "build_report"]

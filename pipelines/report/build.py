@@ -9,6 +9,7 @@ from typing import Callable
 
 from polyvae.core.atomic import write_text_atomic
 from polyvae.core.dataset import TensorData, _no_progress
+from polyvae.core.models import DECODE
 from polyvae.core.run import CONFIG, LoadedRun, load_run
 
 from . import generated, tables
@@ -34,8 +35,8 @@ def choose_examples(run: LoadedRun, manifest: Path | None, progress=_no_progress
     """Rows to show: the held-out rows of the training manifest, or every row of ``manifest``."""
     from polyvae.pipelines.run_data import held_out, is_training_manifest, read_rows
     given = manifest is not None
-    path = Path(manifest) if given else Path(run.config.data.get("manifest", ""))
-    if not str(path) or not path.is_file():
+    path = Path(manifest) if given else Path(run.config.data.manifest)
+    if not path.is_file():
         return Examples(None, f"manifest {path} not found: prior samples only (pass --data MANIFEST)")
     data = read_rows(run, path, on_bad_input="skip", progress=progress)
     skipped = f", {len(data.skipped)} bad row(s) skipped" if data.skipped else ""
@@ -46,10 +47,11 @@ def choose_examples(run: LoadedRun, manifest: Path | None, progress=_no_progress
     return Examples(data, f"{len(data)} rows of {path}{skipped}")
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, manifest: str | Path | None = None,
+def build_report(run_dir: str | Path | LoadedRun, out: str | Path | None = None, manifest: str | Path | None = None,
                  interpolations: tuple[Path, ...] | list[Path] = (), device="cpu", seed: int = 0,
                  progress=_no_progress, say: Callable[[str], None] = lambda _msg: None) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``); returns its path.
+    """Write the report of ``run_dir`` (a path, or a run already loaded) to ``out`` (default
+    ``RUN/report.html``); returns its path.
 
     ``interpolations`` are extra folders of ``step_*`` files (``RUN/interpolation/*/`` are found
     on their own). Sections that need rows of data use ``manifest`` (default: the run's training
@@ -57,9 +59,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, manifest: s
     """
     from polyvae.pipelines.plots import PLOTS, read_history
 
-    run_dir = Path(run_dir)
+    run = run_dir if isinstance(run_dir, LoadedRun) else load_run(run_dir, device=device)
+    run_dir = run.path
     out = Path(out) if out is not None else run_dir / REPORT
-    run = load_run(run_dir, device=device)
     history = read_history(run_dir)
     examples = choose_examples(run, Path(manifest) if manifest else None, progress)
     sections: list[Section] = []
@@ -105,7 +107,7 @@ def _metrics(run_dir: Path, history: list[dict]) -> str:
 
 def _interpolations(run: LoadedRun, data: TensorData | None, run_dir: Path, extra) -> str:
     views = []
-    if data is not None and len(data) >= 2 and hasattr(run.model, "decode"):
+    if data is not None and len(data) >= 2 and run.model.supports(DECODE):
         fresh = generated.fresh_interpolation(run, data)
         if fresh is not None:
             views.append(fresh)
@@ -113,12 +115,3 @@ def _interpolations(run: LoadedRun, data: TensorData | None, run_dir: Path, extr
     if not views:
         return '<p class="note">No interpolation: the model cannot decode latents and no step files were found.</p>'
     return "".join(generated.interpolation_html(v) for v in views)
-
-
-def demo_report(result, run: LoadedRun, device) -> Path:
-    """The ``polyvae demo`` step: ``OUT/report.html`` with whatever interpolations the demo wrote."""
-    folders = sorted({p.parent for p in Path(result.out_dir).glob("**/path.json")
-                      if run.path.resolve() not in p.resolve().parents})
-    result.report = build_report(run.path, Path(result.out_dir) / REPORT, None, folders, device=device,
-                                 seed=0, progress=_no_progress)
-    return result.report

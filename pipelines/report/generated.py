@@ -119,8 +119,7 @@ def cross_modal_tables(run: LoadedRun, data: TensorData, seed: int = 0, image_sa
 
 
 def prior_gallery(run: LoadedRun, n: int = 8, seed: int = 0) -> str:
-    shapes = {m: tuple(s["shape"]) for m, s in run.config.data.get("tensors", {}).items()}
-    samples = prior_samples(run.model, run.modalities, shapes, n, seed)
+    samples = prior_samples(run.model, run.modalities, run.config.data.tensors, n, seed)
     rows = "".join(f"<tr><th>{esc(m)}</th><td>" + "".join(snippet(item, f"{m} prior sample {k}")
                                                            for k, item in enumerate(samples[m])) + "</td></tr>"
                    for m in ordered_modalities(run))

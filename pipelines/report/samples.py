@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from polyvae.core.batch import partial_batch
+from polyvae.core.config import TensorSpec
 from polyvae.core.dataset import TensorData
-from polyvae.core.errors import UsageError
 from polyvae.core.modality import Modality
+from polyvae.core.models import DECODE
 
 IMAGE_EXTENSIONS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
 AUDIO_EXTENSIONS = {"wav", "flac", "ogg", "mp3"}
@@ -90,11 +92,7 @@ def render_all(modality: Modality, xs: torch.Tensor) -> list[Rendered]:
     xs = xs.detach().cpu()
     with tempfile.TemporaryDirectory(prefix="polyvae-render-") as tmp:
         paths = [Path(tmp) / f"x{k}.{modality.extension}" for k in range(xs.shape[0])]
-        if hasattr(modality, "render_batch") and len(paths) > 1:
-            modality.render_batch(xs, paths)
-        else:
-            for x, path in zip(xs, paths):
-                modality.render(x, path)
+        modality.render_batch(xs, paths)
         return [Rendered(modality.extension, p.read_bytes()) for p in paths]
 
 
@@ -172,15 +170,13 @@ def cross_modal(model, modalities: dict[str, Modality], data: TensorData, source
     return out
 
 
-def prior_samples(model, modalities: dict[str, Modality], shapes: dict[str, tuple], n: int,
+def prior_samples(model, modalities: dict[str, Modality], specs: dict[str, TensorSpec], n: int,
                   seed: int = 0) -> dict[str, list[Rendered]]:
     """Samples from the prior (nothing given) for every modality; needs no data."""
-    from polyvae.core.batch import Batch
     with inference(model) as device:
-        data = {m: torch.zeros((n, *shape)) for m, shape in shapes.items()}
-        present = {m: torch.zeros(n, dtype=torch.bool) for m in shapes}
         generator = torch.Generator(device=device).manual_seed(seed)
-        out = model.generate(Batch(data, present).to(device), list(modalities), generator=generator)
+        empty = partial_batch(specs, {}, n=n).to(device)
+        out = model.generate(empty, list(modalities), generator=generator)
         return {m: render_all(modalities[m], out[m].cpu()) for m in modalities}
 
 
@@ -194,7 +190,7 @@ def spread_rows(n: int, limit: int, seed: int = 0) -> list[int]:
 
 def latent_means(model, data: TensorData, rows: list[int], batch_size: int = 256) -> np.ndarray:
     with inference(model) as device:
-        chunks = [model.encode(data.batch(rows[s:s + batch_size]).to(device)).float().cpu()
+        chunks = [model.features(data.batch(rows[s:s + batch_size]).to(device)).float().cpu()
                   for s in range(0, len(rows), batch_size)]
     return torch.cat(chunks).numpy()
 
@@ -213,10 +209,9 @@ def interpolate_rows(model, modalities: dict[str, Modality], data: TensorData, a
                      steps: int, targets: list[str]) -> tuple[list[float], list[dict[str, Rendered]]]:
     """Decode ``targets`` along the straight latent path between the means of rows ``a`` and ``b``."""
     from polyvae.pipelines.interpolation import alphas, lerp
-    if not hasattr(model, "decode"):
-        raise UsageError(f"model '{getattr(model, 'name', type(model).__name__)}' cannot decode latents")
+    model.require(DECODE, "decode latents")
     with inference(model) as device:
-        z = model.encode(data.batch([a, b]).to(device))
+        z = model.features(data.batch([a, b]).to(device))
         t = alphas(steps)
         decoded = model.decode(lerp(z[0], z[1], t.to(device)), targets)
         rendered = {m: render_all(modalities[m], decoded[m].cpu()) for m in targets}

@@ -30,10 +30,9 @@ def overview(config: RunConfig, run_dir: Path, history: list[dict], data_note: s
     facts = [("run directory", str(run_dir)), ("model", m.model), ("modalities", ", ".join(m.modalities)),
              ("fusion", m.fusion), ("latent dimensions", m.latent_dim),
              ("epochs", f"{len(history)} of {t.epochs}"),
-             ("rows", f"{config.data.get('train_rows', '?')} training, "
-                      f"{config.data.get('validation_rows', '?')} validation, "
-                      f"{config.data.get('skipped_rows', 0)} skipped"),
-             ("manifest", config.data.get("manifest", "?")), ("examples shown", data_note),
+             ("rows", f"{config.data.train_rows} training, {config.data.validation_rows} validation, "
+                      f"{config.data.skipped_rows} skipped"),
+             ("manifest", config.data.manifest or "?"), ("examples shown", data_note),
              ("polyvae", config.polyvae_version or "?"), ("seed", t.seed)]
     if history:
         last = history[-1]

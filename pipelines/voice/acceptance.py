@@ -58,7 +58,7 @@ def match_accuracy(run, data, modality: str) -> dict:
     table = load_table(run)
     speakers = data.metadata.get(SPEAKER_COLUMN, [])
     keep = [i for i in range(len(data)) if bool(data.present[modality][i]) and speakers[i] in table.singers]
-    w = encode_voice(run.model, modality, data.data[modality][keep])
+    w = encode_voice(run, modality, data.data[modality][keep])
     d = table.distance(w[:, None], table.matrix()[None])
     predicted = [table.names[j] for j in d.argmin(1).tolist()]
     truth = [speakers[i] for i in keep]
@@ -75,7 +75,7 @@ def digit_in_voice(run, train_rows, other, modality: str) -> float:
     def latents_and_labels(data):
         labels = np.array(data.metadata.get("label", [""] * len(data)))
         keep = np.flatnonzero(data.present[modality].numpy() & (labels != ""))
-        return encode_voice(run.model, modality, data.data[modality][keep]).numpy(), labels[keep]
+        return encode_voice(run, modality, data.data[modality][keep]).numpy(), labels[keep]
 
     w_train, y_train = latents_and_labels(train_rows)
     w_test, y_test = latents_and_labels(other)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     run = load_run(args.run_dir)
     modality = voice_modality(run.model)
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="voice-acceptance-"))
-    data = read_rows(run, Path(run.config.data["manifest"]), progress=_quiet)
+    data = read_rows(run, Path(run.config.data.manifest), progress=_quiet)
     train_rows, validation = held_out(run, data)
     other = read_rows(run, args.held_out_manifest, progress=_quiet)
     report = {

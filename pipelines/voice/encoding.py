@@ -6,16 +6,16 @@ a voice latent is the mean over the windows, content is decoded window by window
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from polyvae.core.batch import Batch
+from polyvae.core.batch import Batch, partial_batch
 from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.run import LoadedRun
+from polyvae.core.sound import SoundModality
 
 #: the longest stretch of a recording that is used
 MAX_SECONDS = 30.0
@@ -36,74 +36,52 @@ class Recording:
 
 def read_recording(run: LoadedRun, modality: str, path: str | Path) -> Recording:
     """Read ``path`` with the run's audio settings; a :class:`BadInput` names the file."""
-    from polyvae.plugins.audio.loading import LoadingConfig, read_clip
-
     path = Path(path)
-    mod = run.modalities[modality]
-    opts = mod.opts
+    mod = sound_modality(run, modality)
     try:
-        import soundfile as sf
-        seconds = sf.info(str(path)).duration if path.is_file() else opts.duration
-    except Exception:
-        seconds = opts.duration                # read_clip says what is wrong with the file
-    length = min(max(seconds, opts.duration), MAX_SECONDS)
-    config = LoadingConfig(opts.sample_rate, length, "pad-trim", opts.peak_normalize)
-    try:
-        wave = read_clip(path, config)
+        wave, _ = mod.read_signal(path, MAX_SECONDS)
     except BadInput as err:
         raise err.located(file=path, modality=modality) from None
-    if seconds < length:                       # keep only what the file holds (plus clip padding)
-        wave = wave[:max(opts.num_samples, int(math.ceil(seconds * opts.sample_rate)))]
-    windows, starts = clip_windows(wave, opts.num_samples, opts.peak_normalize)
+    windows, starts = clip_windows(wave, mod.clip_samples, mod.as_clip)
     x = mod.preprocess(windows)
     if not bool(torch.isfinite(x).all()):
         raise BadInput("non-finite values after preprocessing", file=path, modality=modality)
-    return Recording(path, wave, opts.sample_rate, x, starts)
+    return Recording(path, wave, mod.sample_rate, x, starts)
 
 
-def clip_windows(wave: np.ndarray, size: int, peak_normalize: bool = True,
-                 peak: float = 0.95) -> tuple[list[np.ndarray], list[int]]:
+def sound_modality(run: LoadedRun, modality: str) -> SoundModality:
+    """The run's ``modality``, which must be a sound (the voice commands need waveforms)."""
+    mod = run.modalities[modality]
+    if not isinstance(mod, SoundModality):
+        raise UsageError(f"the {modality} modality is not a sound modality, so it has no voice")
+    return mod
+
+
+def clip_windows(wave: np.ndarray, size: int, as_clip=lambda w: w) -> tuple[list[np.ndarray], list[int]]:
     """Consecutive ``size``-sample windows (the last one zero-padded if it is at least a
-    quarter full), dropping the quiet ones; each is peak-normalised as training clips were."""
+    quarter full), dropping the quiet ones; each prepared by ``as_clip`` as training clips were."""
     starts = list(range(0, max(1, len(wave) - size // 4), size)) or [0]
     windows = [np.pad(wave[s:s + size], (0, max(0, size - len(wave[s:s + size])))) for s in starts]
     rms = np.array([float(np.sqrt(np.mean(w.astype(np.float64) ** 2))) for w in windows])
     keep = [i for i in range(len(windows)) if rms[i] >= QUIET_SHARE * rms.max()] or [int(rms.argmax())]
-    out = []
-    for i in keep:
-        w = windows[i].astype(np.float32)
-        top = float(np.abs(w).max())
-        out.append(w * (peak / top) if peak_normalize and top > 0 else w)
-    return out, [starts[i] for i in keep]
+    return [as_clip(windows[i].astype(np.float32)) for i in keep], [starts[i] for i in keep]
 
 
 def only_batch(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> Batch:
     """A batch in which only ``modality`` is present (the others are zeros, masked out)."""
-    n = x.shape[0]
-    data, present = {}, {}
-    for m in run.modalities:
-        if m == modality:
-            data[m], present[m] = x, torch.ones(n, dtype=torch.bool)
-            continue
-        spec = run.config.data.get("tensors", {}).get(m)
-        if spec is None:
-            raise UsageError(f"{run.path}: config.json does not record the tensor shape of '{m}'")
-        data[m] = torch.zeros((n, *spec["shape"]), dtype=getattr(torch, spec["dtype"]))
-        present[m] = torch.zeros(n, dtype=torch.bool)
-    return Batch(data, present).to(device)
+    return partial_batch(run.config.data.tensors, {modality: x}).to(device)
 
 
 @torch.no_grad()
-def encode_voice(model, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
+def encode_voice(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
     """Mean of q(w | x) for a batch of preprocessed clips ``(N, *shape)`` -> ``(N, P)``."""
-    mu, _ = model.encoders[modality](x.to(device))
-    return mu[:, model.latent_dim:].float()
+    return run.model.encode(only_batch(run, modality, x, device)).private_mean(modality).float()
 
 
 @torch.no_grad()
 def encode_content(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
     """Mean of the shared posterior q(z | x) from ``modality`` alone ``(N, D)``: what is sung."""
-    return run.model.posterior(only_batch(run, modality, x, device)).mean()
+    return run.model.features(only_batch(run, modality, x, device))
 
 
 @torch.no_grad()
@@ -113,17 +91,12 @@ def decode_audio(run: LoadedRun, modality: str, z: torch.Tensor, w: torch.Tensor
 
 
 def render(run: LoadedRun, modality: str, x: torch.Tensor, paths: list[Path]) -> None:
-    """Write each spectrogram of ``x`` to its path (batched when the plugin can)."""
-    mod = run.modalities[modality]
-    if hasattr(mod, "render_batch"):
-        mod.render_batch(x.cpu(), paths)
-        return
-    for xi, p in zip(x.cpu(), paths):
-        mod.render(xi, p)
+    """Write each spectrogram of ``x`` to its path (batched)."""
+    run.modalities[modality].render_batch(x.cpu(), paths)
 
 
 def reencode_files(run: LoadedRun, modality: str, paths: list[Path], device="cpu") -> torch.Tensor:
     """Voice latents ``(N, P)`` of written audio files, read back as any input would be."""
     mod = run.modalities[modality]
     x = mod.preprocess([mod.read(p.name, p.parent) for p in paths])
-    return encode_voice(run.model, modality, x, device)
+    return encode_voice(run, modality, x, device)

@@ -49,7 +49,7 @@ def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -
     from .encoding import encode_voice
 
     rec = read_recording(run, table.modality, path)
-    w = encode_voice(run.model, table.modality, rec.windows, device).mean(0)
+    w = encode_voice(run, table.modality, rec.windows, device).mean(0)
     return VoiceEndpoint(str(path), w, rec.windows[:1])
 
 
@@ -64,7 +64,7 @@ def content_latent(run: LoadedRun, modality: str, content: str | None, ends: lis
         if mod == modality:                    # a clip: its shared latent only, not its voice
             rec = read_recording(run, modality, value)
             return encode_content(run, modality, rec.windows[:1], device)[0], content
-        return model.posterior(given_batch(run, [(mod, value)], 1, device)).mean()[0], content
+        return model.features(given_batch(run, [{mod: value}], 1, device))[0], content
     for end in ends:
         if end.recording_x is not None:
             return encode_content(run, modality, end.recording_x, device)[0], f"{modality}={end.label}"

@@ -47,7 +47,7 @@ def match_voice(run: LoadedRun, path: str | Path, device="cpu", progress=None) -
     run.model.to(device).eval()
     table = load_table(run, device, progress)
     rec = read_recording(run, modality, path)
-    w = encode_voice(run.model, modality, rec.windows, device).mean(0)
+    w = encode_voice(run, modality, rec.windows, device).mean(0)
     ranking = table.rank(w)
     mine = measure(rec.wave, rec.sample_rate)
     theirs = table.singers[ranking[0]["singer"]].features

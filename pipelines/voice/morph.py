@@ -17,16 +17,19 @@ import torch
 from polyvae.core.atomic import atomic_path
 from polyvae.core.errors import UsageError
 from polyvae.core.run import LoadedRun
+from polyvae.core.sound import Audio
 
-from .encoding import decode_audio, encode_content, encode_voice, read_recording
+from .encoding import decode_audio, encode_content, encode_voice, read_recording, sound_modality
 from .singers import load_table, voice_modality
 
 
 @dataclass
 class MorphResult:
-    """Where the morph went, and the voice distances to the singer before and after."""
+    """The morphed recording, where it was written, and the voice distances to the singer
+    before and after."""
 
-    path: Path
+    audio: Audio
+    path: Path | None
     singer: str
     amount: float
     windows: int
@@ -34,8 +37,8 @@ class MorphResult:
     distance_after: float
 
     def to_json(self) -> dict:
-        return {"out": str(self.path), "toward": self.singer, "amount": self.amount, "windows": self.windows,
-                "voice_distance_before": round(self.distance_before, 4),
+        return {"out": str(self.path) if self.path else None, "toward": self.singer, "amount": self.amount,
+                "windows": self.windows, "voice_distance_before": round(self.distance_before, 4),
                 "voice_distance_after": round(self.distance_after, 4)}
 
 
@@ -50,35 +53,34 @@ def morph_latents(w: torch.Tensor, target: torch.Tensor, amount: float) -> torch
 
 
 @torch.no_grad()
-def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: float, out: Path,
+def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: float, out: Path | None = None,
                 device="cpu", progress=None) -> MorphResult:
-    """Write the morphed recording to ``out`` (a WAV at the run's sample rate)."""
+    """Morph the recording; with ``out`` also write it there (a WAV at the run's sample rate)."""
     if not 0.0 <= amount <= 1.0:
         raise UsageError(f"--amount must be between 0 and 1, got {amount}")
     modality = voice_modality(run.model)
-    mod = run.modalities[modality]
-    if not hasattr(mod, "spectrogram_to_audio"):
-        raise UsageError(f"the {modality} plugin cannot turn spectrograms back into audio")
+    mod = sound_modality(run, modality)
     run.model.to(device).eval()
     table = load_table(run, device, progress)
     target = table.embedding(toward).to(device)
     rec = read_recording(run, modality, recording)
     z = encode_content(run, modality, rec.windows, device)
-    w = encode_voice(run.model, modality, rec.windows, device)
+    w = encode_voice(run, modality, rec.windows, device)
     moved = morph_latents(w, target, amount)
     x = decode_audio(run, modality, z, moved)
-    waves = mod.spectrogram_to_audio(x, peak_normalize=True).clamp(-1, 1).cpu().numpy()
+    waves = mod.waveforms(x).clamp(-1, 1).cpu().numpy()
     size = waves.shape[1]
     total = max(len(rec.wave), max(rec.starts) + size)
     signal = np.zeros(total, dtype=np.float32)
     for start, wave in zip(rec.starts, waves):
         signal[start:start + size] = wave
-    signal = signal[:max(len(rec.wave), size)]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        sf.write(str(tmp), signal, rec.sample_rate, subtype="PCM_16", format="WAV")
-    after = encode_voice(run.model, modality, mod.preprocess(list(waves * (0.95 / np.maximum(
-        np.abs(waves).max(1, keepdims=True), 1e-8)))), device).mean(0)
+    audio = Audio(signal[:max(len(rec.wave), size)], rec.sample_rate)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            sf.write(str(tmp), audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
+    after = encode_voice(run, modality, mod.preprocess([mod.as_clip(wave) for wave in waves]), device).mean(0)
     before = table.distance(w.mean(0), target)
-    return MorphResult(out, toward, amount, len(rec.starts), float(before), float(table.distance(after, target)))
+    return MorphResult(audio, out, toward, amount, len(rec.starts), float(before),
+                       float(table.distance(after, target)))

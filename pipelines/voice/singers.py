@@ -27,6 +27,7 @@ from polyvae.core.dataset import TensorData
 from polyvae.core.errors import UsageError
 from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.run import LoadedRun
+from polyvae.core.sound import SoundModality
 
 from .features import VoiceFeatures
 
@@ -105,9 +106,9 @@ class SingerTable:
 
 # ---- the voice latent -----------------------------------------------------------------------
 def voice_modality(model) -> str:
-    """The modality that carries a voice latent (audio, or any with a private latent)."""
-    with_private = [m for m, mod in model.modalities.items() if mod.private_dim > 0]
-    if not with_private or not hasattr(model, "experts"):
+    """The sound modality that carries a voice latent (its private latent)."""
+    with_private = [m for m in model.private_dims if isinstance(model.modalities[m], SoundModality)]
+    if not with_private:
         raise UsageError("this run has no voice latent: train an mvae run with the audio modality "
                          "(its default private_dim gives the voice its own latent)")
     return "audio" if "audio" in with_private else with_private[0]
@@ -121,9 +122,8 @@ def voice_latents(model, data: TensorData, modality: str, device="cpu", batch_si
     out = []
     for start in range(0, len(data), batch_size):
         batch = data.batch(slice(start, start + batch_size)).to(device)
-        mu, _ = model.encoders[modality](batch.data[modality])
-        out.append(mu[:, model.latent_dim:].float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.modalities[modality].private_dim)
+        out.append(model.encode(batch).private_mean(modality).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.private_dims[modality])
 
 
 def aggregate(latents: torch.Tensor, speakers: list[str]) -> tuple[dict[str, tuple[torch.Tensor, int]], torch.Tensor]:
@@ -202,7 +202,7 @@ def measure_singers(table: SingerTable, mod, manifest_path: Path, rows_of: dict[
     from .features import measure
 
     manifest = read_manifest(manifest_path)
-    rate = mod.opts.sample_rate if hasattr(mod, "opts") else 16000
+    rate = mod.sample_rate
     for name, rows in rows_of.items():
         chosen = [rows[int(k)] for k in np.unique(np.linspace(0, len(rows) - 1, min(feature_clips, len(rows))).round())]
         measured = []
@@ -242,7 +242,7 @@ def load_table(run: LoadedRun, device="cpu", progress=None) -> SingerTable:
         return table
     from polyvae.pipelines.run_data import held_out, read_rows
 
-    manifest = run.config.data.get("manifest")
+    manifest = run.config.data.manifest
     if not manifest or not Path(manifest).exists():
         raise UsageError(f"{run.path} has no {SINGERS_FILE} and its training manifest ({manifest or 'unknown'}) "
                          f"is gone, so the singers cannot be rebuilt")

@@ -86,9 +86,28 @@ def read_clip_and_duration(path: Path, config: LoadingConfig) -> tuple[np.ndarra
     if data.shape[0] < stop - start:
         raise BadInput(f"truncated or corrupt audio file: header promises {frames} frames, "
                        f"decoding stopped at {start + data.shape[0]}")
-    if not np.isfinite(data).all():
+    return _finish(data.mean(axis=1), rate, frames, offset, config), frames / rate
+
+
+def clip_from_samples(samples: np.ndarray, rate: int, config: LoadingConfig) -> np.ndarray:
+    """An in-memory recording (mono, or ``(T, channels)``) at ``rate`` -> the clip
+    :func:`read_clip` would make of a file holding it."""
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.mean(axis=1)
+    if data.ndim != 1 or data.size == 0:
+        raise BadInput(f"audio samples must be a non-empty 1-D array (or samples x channels), "
+                       f"got shape {np.shape(samples)}")
+    if not MIN_SAMPLE_RATE <= int(rate) <= MAX_SAMPLE_RATE:
+        raise BadInput(f"absurd sample rate {rate} Hz (accepted: {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    start, stop, offset = _source_span(data.size, int(rate), config)
+    return _finish(data[start:stop], int(rate), data.size, offset, config)
+
+
+def _finish(mono: np.ndarray, rate: int, frames: int, offset: int, config: LoadingConfig) -> np.ndarray:
+    """Decoded mono span -> checked, resampled, cut or padded, peak-normalised clip."""
+    if not np.isfinite(mono).all():
         raise BadInput("audio contains NaN or infinite samples")
-    mono = data.mean(axis=1)
     clip = _fit_length(_resample(mono, rate, config.sample_rate), offset * config.sample_rate / rate,
                        frames * config.sample_rate / rate, config)
     peak = float(np.abs(clip).max()) if clip.size else 0.0
@@ -99,7 +118,7 @@ def read_clip_and_duration(path: Path, config: LoadingConfig) -> tuple[np.ndarra
         raise BadInput(f"silent audio: peak {level} dBFS in {where}; silence cannot be modelled")
     if config.peak_normalize:
         clip = clip * (config.peak / peak)
-    return clip.astype(np.float32), frames / rate
+    return clip.astype(np.float32)
 
 
 def _source_span(frames: int, rate: int, config: LoadingConfig) -> tuple[int, int, int]:

@@ -20,9 +20,10 @@ import torch
 
 from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.manifest import SPEAKER_COLUMN
-from polyvae.core.modality import Modality
+from polyvae.core.sound import Audio, SoundModality
 
-from .loading import LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, read_clip_and_duration
+from .loading import (LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, LoadingConfig, clip_from_samples,
+                      read_clip_and_duration)
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
 from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
@@ -140,7 +141,7 @@ def _coerce(kind: Any, value: Any) -> Any:
     return str(value)
 
 
-class AudioModality(Modality):
+class AudioModality(SoundModality):
     """``audio``: clips from any file soundfile reads -> normalised log-mel ``(n_mels, frames)``."""
 
     name = "audio"
@@ -164,12 +165,50 @@ class AudioModality(Modality):
         """Shape of one preprocessed example: ``(n_mels, frames)``."""
         return self.features.config.shape
 
+    @property
+    def sample_rate(self) -> int:
+        return self.opts.sample_rate
+
+    @property
+    def clip_samples(self) -> int:
+        return self.opts.num_samples
+
     # ---- data ---------------------------------------------------------------------------
     def read(self, cell: str, base_dir: Path) -> np.ndarray:
         """Float32 mono clip ``(samples,)`` at the configured rate and length."""
         clip, seconds = read_clip_and_duration(Path(base_dir) / cell, self.opts.loading())
         self._durations.append(seconds)
         return clip
+
+    def from_object(self, value: Any) -> np.ndarray:
+        """An :class:`~polyvae.core.sound.Audio` (any rate), or a numpy array of samples taken
+        to be at the run's sample rate, as the clip :meth:`read` would make of it."""
+        if isinstance(value, Audio):
+            return clip_from_samples(value.samples, value.sample_rate, self.opts.loading())
+        if isinstance(value, np.ndarray):
+            return clip_from_samples(value, self.opts.sample_rate, self.opts.loading())
+        return super().from_object(value)
+
+    def read_signal(self, path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
+        """The first ``max_seconds`` of the file (at least one clip, zero-padded), at the run's
+        rate, peak-normalised as a whole when the run normalises clips."""
+        o = self.opts
+        try:
+            seconds = sf.info(str(path)).duration if Path(path).is_file() else o.duration
+        except Exception:
+            seconds = o.duration               # read_clip_and_duration says what is wrong with it
+        length = min(max(seconds, o.duration), max_seconds)
+        config = LoadingConfig(o.sample_rate, length, "pad-trim", o.peak_normalize)
+        wave, seconds = read_clip_and_duration(Path(path), config)
+        if seconds < length:                   # keep only what the file holds (plus clip padding)
+            wave = wave[:max(o.num_samples, int(math.ceil(seconds * o.sample_rate)))]
+        return wave, seconds
+
+    def as_clip(self, piece: np.ndarray) -> np.ndarray:
+        """Peak-normalised as clips are read (when the run normalises them)."""
+        piece = np.asarray(piece, dtype=np.float32)
+        top = float(np.abs(piece).max()) if piece.size else 0.0
+        return piece * (self.opts.loading().peak / top) if self.opts.peak_normalize and top > 0 else piece
 
     def notes(self) -> list[str]:
         """Clips cut to ``duration``, or all much shorter than it: both are worth a setting."""
@@ -285,6 +324,16 @@ class AudioModality(Modality):
             peak = wave.abs().amax(dim=1, keepdim=True)
             wave = torch.where(peak > 1e-8, wave * (0.95 / peak.clamp_min(1e-8)), wave)
         return wave
+
+    def waveforms(self, x: torch.Tensor) -> torch.Tensor:
+        """Peak-normalised waveforms of normalised log-mels (see :meth:`spectrogram_to_audio`)."""
+        return self.spectrogram_to_audio(x, peak_normalize=True)
+
+    def evaluation_figures(self, x: torch.Tensor) -> dict[str, Any]:
+        """``audio_playback``: spectral convergence of up to 64 real clips' log-mels after the
+        way back to sound (Griffin-Lim) and forward again; bounds how good any rendered clip sounds."""
+        from .quality import griffin_lim_report
+        return {"audio_playback": griffin_lim_report(self, x[:64])}
 
     def render_batch(self, xs: torch.Tensor, paths: Sequence[Path]) -> None:
         """Render ``xs`` ``(N, n_mels, frames)`` to ``N`` 16-bit WAV files in one batched pass."""

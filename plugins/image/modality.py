@@ -53,14 +53,36 @@ class ImageModality(Modality):
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as img:
                     img.load()
-                    gray = img.mode in ("1", "L", "LA", "I", "I;16", "F") or (
-                        img.mode == "P" and _palette_is_gray(img))
-                    rgb = _to_rgb(img)
+                    return self._from_pil(img)
         except UnidentifiedImageError:
             raise BadInput("not an image PIL can read (wrong extension or corrupt file?)") from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
                 Image.DecompressionBombError) as exc:
             raise BadInput(f"cannot decode image ({exc})") from None
+
+    def from_object(self, value: Any) -> np.ndarray:
+        """A PIL image, or a numpy array ``(H, W)``, ``(H, W, 1|3|4)`` of uint8 (0-255) or of
+        floats in [0, 1], as :meth:`read` would make of a file holding it."""
+        if isinstance(value, Image.Image):
+            return self._from_pil(value)
+        if isinstance(value, np.ndarray):
+            a = value
+            if a.ndim == 3 and a.shape[-1] == 1:
+                a = a[..., 0]
+            if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or 0 in a.shape:
+                raise BadInput(f"an image array must be (H, W) or (H, W, 1|3|4), got shape {a.shape}")
+            if a.dtype.kind == "f":
+                if not np.isfinite(a).all():
+                    raise BadInput("non-finite pixel values (NaN or inf)")
+                a = np.clip(a, 0.0, 1.0) * 255.0 + 0.5
+            elif a.dtype.kind not in "ui" and a.dtype != bool:
+                raise BadInput(f"an image array must hold numbers, got {a.dtype}")
+            return self._from_pil(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)))
+        return super().from_object(value)
+
+    def _from_pil(self, img: Image.Image) -> np.ndarray:
+        gray = img.mode in ("1", "L", "LA", "I", "I;16", "F") or (img.mode == "P" and _palette_is_gray(img))
+        rgb = _to_rgb(img)
         if rgb.width == 0 or rgb.height == 0:
             raise BadInput("image has zero width or height")
         resized = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
@@ -121,11 +143,17 @@ class ImageModality(Modality):
         return torch.sigmoid(out.float())
 
     # ---- files --------------------------------------------------------------------------
-    def render(self, x: torch.Tensor, path: Path) -> None:
+    def to_image(self, x: torch.Tensor) -> Image.Image:
+        """One decoded example ``(C, S, S)`` in [0, 1] as a PIL image (grayscale or RGB)."""
         array = (x.detach().float().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
         array = np.transpose(array, (1, 2, 0))
-        image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-        image.save(path)
+        return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+    def to_values(self, xs: torch.Tensor) -> list[Image.Image]:
+        return [self.to_image(x) for x in xs]
+
+    def render(self, x: torch.Tensor, path: Path) -> None:
+        self.to_image(x).save(path)
 
 
 def _palette_is_gray(img: Image.Image) -> bool:

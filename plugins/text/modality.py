@@ -100,6 +100,9 @@ class TextModality(Modality):
     def to_text(self, ids: torch.Tensor) -> str:
         return self._vocab().decode(ids)
 
+    def to_values(self, xs: torch.Tensor) -> list[str]:
+        return [self.to_text(x) for x in xs]
+
     def render(self, x: torch.Tensor, path: Path) -> None:
         Path(path).write_text(self.to_text(x) + "\n", encoding="utf-8")
 

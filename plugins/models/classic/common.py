@@ -21,7 +21,7 @@ from polyvae.core.batch import Batch
 from polyvae.core.config import ModelConfig
 from polyvae.core.errors import UsageError
 from polyvae.core.modality import Modality
-from polyvae.core.models import AutoencoderModel
+from polyvae.core.models import DECODE, AutoencoderModel, Encoding, PointPosterior
 
 ACTIVATIONS = {"linear": nn.Identity, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh,
                "sigmoid": nn.Sigmoid}
@@ -151,10 +151,11 @@ class ClassicAutoencoder(AutoencoderModel):
     """
 
     single_modality = True
+    capabilities = frozenset({DECODE})
     options_class: ClassVar[type]
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         (self.modality_name,) = modalities
         self.shape = data_shape(modalities[self.modality_name], self.name)
         self.n_features = math.prod(self.shape)
@@ -181,16 +182,17 @@ class ClassicAutoencoder(AutoencoderModel):
         return self.decode_z(self.encode_x(x))
 
     # ---- the AutoencoderModel contract --------------------------------------------------
-    def encode(self, batch: Batch) -> torch.Tensor:
+    def encode(self, batch: Batch) -> Encoding:
         x, _ = self.inputs(batch)
-        return self.encode_x(x)
+        return Encoding(PointPosterior(self.encode_x(x)))
 
     def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
         x, _ = self.inputs(batch)
         return {self.modality_name: self.reconstruct_x(x)}
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
-                 sample: bool = True) -> dict[str, torch.Tensor]:
+                 sample: bool = True, private: dict[str, torch.Tensor] | None = None
+                 ) -> dict[str, torch.Tensor]:
         """The reconstruction of the given rows (a denoising model returns them cleaned)."""
         self.check_targets(targets)
         if not bool(given.present[self.modality_name].all()):
@@ -198,7 +200,8 @@ class ClassicAutoencoder(AutoencoderModel):
                              f"--given {self.modality_name}=... (--model vae also samples from its prior)")
         return self.reconstruct(given)
 
-    def decode(self, z: torch.Tensor, targets: list[str]) -> dict[str, torch.Tensor]:
+    def decode(self, z: torch.Tensor, targets: list[str],
+               private: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Codes ``(N, latent)`` decoded to data space, keyed like the multimodal model's ``decode``."""
         self.check_targets(targets)
         return {self.modality_name: self.decode_z(z)}

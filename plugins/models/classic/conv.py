@@ -51,8 +51,8 @@ class ConvAutoencoder(ClassicAutoencoder):
     description = "convolutional autoencoder (Conv2d / ConvTranspose2d) for images and spectrograms"
     options_class = ConvOptions
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         if len(self.shape) not in (2, 3):
             raise UsageError(f"--model conv-ae needs 2-D data ((H, W) or (C, H, W)); the "
                              f"'{self.modality_name}' modality gives rows of shape {tuple(self.shape)}: "

@@ -16,7 +16,7 @@ from polyvae.core.errors import UsageError
 from polyvae.core.modality import Modality
 from polyvae.core.models import LossOutput
 
-from .common import ACTIVATIONS, ClassicAutoencoder, check_choice, check_range, masked_mean, mlp, row_mse
+from .common import ACTIVATIONS, ClassicAutoencoder, check_choice, check_range, masked_mean, mlp, psnr, row_mse
 
 UNIT_CHOICES = tuple(ACTIVATIONS)
 
@@ -52,8 +52,8 @@ class DenseAutoencoder(ClassicAutoencoder):
     description = "fully connected autoencoder on squared error"
     options_class = DenseOptions
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         o = self.options
         hidden = [config.hidden_dim] if o.hidden is None else list(o.hidden)
         sizes = [self.n_features, *hidden, config.latent_dim]
@@ -188,6 +188,18 @@ class DenoisingAutoencoder(DenseAutoencoder):
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         o = self.options
         return corrupt(x, o.noise, o.noise_level, generator, o.clip)
+
+    @torch.no_grad()
+    def evaluation_figures(self, reference, rows, device, seed: int = 0) -> dict:
+        """PSNR of corrupted and of denoised evaluated rows against the clean ones (``denoising``)."""
+        m = self.modality_name
+        clean = rows.data[m][rows.present[m]].to(device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        noisy = self.corrupt(clean.float(), generator)
+        denoised = self.reconstruct_x(noisy)
+        before, after = float(psnr(noisy, clean).mean()), float(psnr(denoised, clean).mean())
+        return {"denoising": {"psnr_noisy_db": before, "psnr_denoised_db": after, "gain_db": after - before,
+                              "noise": self.options.noise, "noise_level": self.options.noise_level}}
 
     def forward(self, batch: Batch, epoch: float = 0.0) -> LossOutput:
         x, present = self.inputs(batch)

@@ -56,8 +56,8 @@ class LinearAutoencoder(ClassicAutoencoder):
     description = "linear encoder and decoder on squared error: learns the principal subspace (PCA)"
     options_class = LinearOptions
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         k, n = config.latent_dim, self.n_features
         if k > n:
             raise UsageError(f"--model linear-ae: --latent-dim {k} exceeds the {n} values of a "
@@ -140,6 +140,11 @@ class LinearAutoencoder(ClassicAutoencoder):
 
         with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
             self._lbfgs.step(closure)
+
+    def evaluation_figures(self, reference, rows, device, seed: int = 0) -> dict:
+        """How far the learnt subspace is from PCA's on the reference rows (``pca_comparison``)."""
+        x = reference.data[self.modality_name][reference.present[self.modality_name]]
+        return {"pca_comparison": compare_with_pca(self, x).as_dict()}
 
     def decoder_basis(self) -> np.ndarray:
         """The decoder's weight ``(n_features, k)``; its columns span the learnt subspace."""

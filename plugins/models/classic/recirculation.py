@@ -76,8 +76,8 @@ class Recirculation(ClassicAutoencoder):
     options_class = RecirculationOptions
     uses_backprop = False
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         o = self.options
         n, k = self.n_features, o.hidden or config.latent_dim
 

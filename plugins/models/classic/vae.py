@@ -25,9 +25,9 @@ import torch
 
 from polyvae.core.batch import Batch
 from polyvae.core.config import ModelConfig
-from polyvae.core.experts import kl_to_standard_normal
+from polyvae.core.experts import GaussianExpert, kl_to_standard_normal
 from polyvae.core.modality import Modality
-from polyvae.core.models import LossOutput
+from polyvae.core.models import DECODE, PRIOR, Encoding, GaussianPosterior, LossOutput
 from polyvae.core.objective import beta_at
 
 from .common import ACTIVATIONS, ClassicAutoencoder, check_choice, check_range, masked_mean, mlp, row_mse
@@ -66,9 +66,10 @@ class VariationalAutoencoder(ClassicAutoencoder):
     name = "vae"
     description = "variational autoencoder (beta, Gaussian likelihood); prior samples, interpolation"
     options_class = VAEOptions
+    capabilities = frozenset({DECODE, PRIOR})
 
-    def __init__(self, modalities: dict[str, Modality], config: ModelConfig):
-        super().__init__(modalities, config)
+    def __init__(self, modalities: dict[str, Modality], config: ModelConfig, **context):
+        super().__init__(modalities, config, **context)
         o = self.options
         hidden = [config.hidden_dim] if o.hidden is None else list(o.hidden)
         d = config.latent_dim
@@ -82,6 +83,10 @@ class VariationalAutoencoder(ClassicAutoencoder):
 
     def encode_x(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x)[0]
+
+    def encode(self, batch: Batch) -> Encoding:
+        x, _ = self.inputs(batch)
+        return Encoding(GaussianPosterior(GaussianExpert(*self.posterior(x))))
 
     def decode_z(self, z: torch.Tensor) -> torch.Tensor:
         return self.unflatten(self.decoder(z))
@@ -128,7 +133,8 @@ class VariationalAutoencoder(ClassicAutoencoder):
         return self.decode_z(_normal((n, self.config.latent_dim), generator, device))
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
-                 sample: bool = True) -> dict[str, torch.Tensor]:
+                 sample: bool = True, private: dict[str, torch.Tensor] | None = None
+                 ) -> dict[str, torch.Tensor]:
         """Rows that have the modality: decoded from q(z|x) (a sample, or the mean); the
         others (or every row when nothing is given): decoded from the prior."""
         self.check_targets(targets)

@@ -1,0 +1,104 @@
+"""Sound as a value and as a modality contract.
+
+:class:`Audio` is what the public API hands back for generated or converted sound: the
+samples and their rate, playable in a notebook, writable to a file.
+
+:class:`SoundModality` is what the voice commands (match, morph, voice interpolation) need
+of a modality beyond :class:`~polyvae.core.modality.Modality`: its sample rate, whole
+recordings read at that rate, and decoded examples turned back into waveforms. A plugin
+whose modality is sound subclasses it; the pipelines ask ``isinstance(mod, SoundModality)``
+and never look inside the plugin.
+"""
+from __future__ import annotations
+
+import abc
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .modality import Modality
+
+
+@dataclass
+class Audio:
+    """Mono sound: ``samples`` float32 ``(T,)`` in [-1, 1] at ``sample_rate`` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self):
+        self.samples = np.asarray(self.samples, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(self.sample_rate)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.samples.shape[0] / float(self.sample_rate)
+
+    def save(self, path: str | Path) -> Path:
+        """Write a 16-bit WAV (or any format soundfile knows by the file's extension)."""
+        import soundfile as sf
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.clip(self.samples, -1.0, 1.0), self.sample_rate,
+                 subtype="PCM_16" if path.suffix.lower() in (".wav", "") else None)
+        return path
+
+    def wav_bytes(self) -> bytes:
+        """The sound as the bytes of a 16-bit WAV file."""
+        import soundfile as sf
+
+        buffer = io.BytesIO()
+        sf.write(buffer, np.clip(self.samples, -1.0, 1.0), self.sample_rate, subtype="PCM_16", format="WAV")
+        return buffer.getvalue()
+
+    def _repr_html_(self) -> str:
+        """An audio player when shown in a notebook."""
+        data = base64.b64encode(self.wav_bytes()).decode("ascii")
+        return (f'<audio controls src="data:audio/wav;base64,{data}"></audio>'
+                f"<small> {self.duration:.2f} s at {self.sample_rate} Hz</small>")
+
+    def __repr__(self) -> str:
+        return f"Audio({self.duration:.2f} s at {self.sample_rate} Hz)"
+
+
+class SoundModality(Modality):
+    """A modality whose examples are sounds (the built-in ``audio``)."""
+
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """The rate every file is resampled to, in Hz."""
+
+    @property
+    @abc.abstractmethod
+    def clip_samples(self) -> int:
+        """Samples in one example (the clip length the networks see)."""
+
+    @abc.abstractmethod
+    def read_signal(self, path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
+        """A whole recording, mono float32 at :attr:`sample_rate`, at most ``max_seconds``
+        long (and at least one clip, zero-padded), and the file's own duration in seconds.
+
+        Raise :class:`~polyvae.core.errors.BadInput` with a reason for an unusable file.
+        """
+
+    def as_clip(self, piece: np.ndarray) -> np.ndarray:
+        """A :attr:`clip_samples`-long piece of a recording as :meth:`read` would return
+        that clip (e.g. level-normalised the same way); default: unchanged."""
+        return piece
+
+    @abc.abstractmethod
+    def waveforms(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoded examples ``(N, *shape)`` -> waveforms ``(N, clip_samples)`` at
+        :attr:`sample_rate`, each peak-normalised, on the device of ``x``."""
+
+    def to_values(self, xs: torch.Tensor) -> list[Audio]:
+        """Decoded examples as :class:`Audio`."""
+        waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()
+        return [Audio(w, self.sample_rate) for w in waves]
