@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml setup.py examples/polyvae-vector/pyproject.toml
+$(STAMP): pyproject.toml setup.py examples/polyvae-vector/pyproject.toml $(wildcard examples/polyvae-vector/polyvae_vector/*.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"

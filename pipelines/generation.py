@@ -8,6 +8,7 @@ import torch
 
 from polyvae.core.batch import Batch, partial_batch
 from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.models import PRIOR
 from polyvae.core.run import LoadedRun
 
 
@@ -70,6 +71,8 @@ def generate_tensors(run: LoadedRun, rows: list[Mapping[str, Any]], targets: lis
     for t in targets:
         if t not in run.modalities:
             raise UsageError(f"--to {t}: this run has no modality '{t}' (it has {', '.join(run.modalities)})")
+    if not names:
+        model.require(PRIOR, "sample from a prior: give it a modality to start from (--given MOD=VALUE)")
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     batch = given_batch(run, rows or [{}], n, device)

@@ -86,7 +86,7 @@ def interpolate_images(run: LoadedRun, image_a: Any, image_b: Any, steps: int, o
     t = alphas(steps)
     z = path_between(za, zb, t.to(device), kind)
     decoded = model.decode(z, ["image"])["image"].cpu()
-    result = ImagePath([float(a) for a in t], decoded)
+    result = ImagePath([round(float(a), 6) for a in t], decoded)
     if out_dir is None:
         return result
     out_dir = Path(out_dir)

@@ -155,6 +155,10 @@ def plot_interpolation(model, mods, data, path: Path, steps: int = 8) -> Path:
     images = [step[m].image_array() for step in decoded for m in targets[:1] if step[m].kind == "image"]
     clips = [step[m].waveform() for step in decoded for m in kind_modalities(mods, "audio")[:1]]
     name = column or label_column(rows)
-    ends_text = (f"{rows.metadata[name][a]} \u2192 {rows.metadata[name][b]}" if name
-                 else f"row {rows.rows[a]} \u2192 row {rows.rows[b]}")
-    return save_figure(interpolation_strip(alphas, images, clips, f"latent path {ends_text}"), path)
+    start, end = ((f"{name} {rows.metadata[name][a]}", f"{name} {rows.metadata[name][b]}") if name
+                  else (f"row {rows.rows[a]}", f"row {rows.rows[b]}"))
+    shown = " and ".join(what for what, items in (("the decoded image (top)", images),
+                                                  ("the decoded audio's spectrogram (bottom)", clips)) if items)
+    title = (f"Interpolation: the straight latent path from {start} (\u03b1 = 0) to {end} (\u03b1 = 1) "
+             f"in {steps} steps;\neach step shows {shown}")
+    return save_figure(interpolation_strip(alphas, images, clips, title), path)

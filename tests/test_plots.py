@@ -103,3 +103,23 @@ def test_training_writes_plots_and_a_failing_plot_only_warns(tmp_path, monkeypat
     assert (run / "model.safetensors").exists()
     assert len((run / METRICS).read_text().splitlines()) == 2
     assert pngs(run / "plots") == {"losses.png", "latent.png"}
+
+
+def test_the_interpolation_figure_says_what_it_shows(tmp_path, monkeypatch):
+    import polyvae.pipelines.plots as plots
+
+    titles = {}
+
+    def keep_title(fig, path):
+        titles[Path(path).name] = fig._suptitle.get_text() if fig._suptitle else ""
+        fig.clf()
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep_title)
+    manifest = write_digits_with_audio(tmp_path / "data", n=40)
+    report = untrained_report(tmp_path, manifest, epoch=2, total=2)
+    assert write_epoch_plots(report) == []
+    title = titles["interpolation.png"]
+    assert title.startswith("Interpolation: the straight latent path from speaker ")
+    assert "(\u03b1 = 0)" in title and "(\u03b1 = 1) in 8 steps" in title
+    assert "the decoded image (top) and the decoded audio's spectrogram (bottom)" in title

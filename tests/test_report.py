@@ -220,6 +220,31 @@ def test_demo_step_writes_the_report_and_finds_interpolations(tmp_path, image_ru
     assert "voices: bass_boris \u2192 soprano_sofia" in html
 
 
+def test_report_names_the_run_and_explains_each_evaluation_figure(tmp_path, image_run):
+    from polyvae.pipelines.report.tables import METRIC_NOTES
+
+    manifest = json.loads((image_run / "config.json").read_text())["data"]["manifest"]
+    r = polyvae("evaluate", image_run, "--data", manifest, "--json")
+    assert r.code == 0, r.err
+    figures = json.loads(r.out)
+    (image_run / "evaluation.json").write_text(r.out)
+    try:
+        r = polyvae("report", image_run, "--out", tmp_path / "page.html")
+        assert r.code == 0, r.err
+    finally:
+        (image_run / "evaluation.json").unlink()
+    html = (tmp_path / "page.html").read_text()
+    assert f"<title>polyvae run: {image_run.name}</title>" in html
+    for key in figures:
+        assert key in METRIC_NOTES, f"no explanation for '{key}'"
+        assert html_escape(METRIC_NOTES[key]) in html, key
+
+
+def html_escape(text: str) -> str:
+    import html as html_module
+    return html_module.escape(text, quote=True)
+
+
 def test_report_usage_errors(tmp_path):
     r = polyvae("report", "--help")
     assert r.code == 0 and "polyvae report runs/mvae" in r.out

@@ -213,3 +213,31 @@ def test_divergence_in_the_first_epoch_says_nothing_was_saved(data, tmp_path, mo
     r = polyvae(*_args(tmp_path / "run", manifest, config, epochs=2))
     assert r.code == 2 and "in epoch 1, step 1" in r.err and "nothing was saved" in r.err, r.err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume_which_needs_no_data(data, tmp_path):
+    root, manifest, config = data
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(BIN), *_args(run, manifest, config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _metric_lines(run) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read().decode()[-500:]
+    proc.send_signal(signal.SIGINT)                       # what Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    done = _metric_lines(run)
+    assert f"keeps epoch {done} of {EPOCHS}; continue with: polyvae train {run} --resume" in err
+    assert "Traceback" not in err
+    # the advice works as given: no --data, the run's own manifest and settings
+    r = polyvae("train", run, "--resume", "--quiet")
+    assert r.code == 0, r.err
+    assert _metric_lines(run) == EPOCHS
+
+
+def test_train_without_data_and_without_resume_is_a_usage_error(tmp_path):
+    r = polyvae("train", tmp_path / "run")
+    assert r.code == 2 and "no data: pass the training manifest (--data MANIFEST)" in r.err

@@ -15,7 +15,7 @@ import torch
 
 from polyvae.core.dataset import TensorData
 from polyvae.core.manifest import read_manifest
-from polyvae.core.models import DECODE, LIKELIHOOD
+from polyvae.core.models import DECODE, LIKELIHOOD, PRIOR
 from polyvae.core.run import LoadedRun
 from polyvae.core.training import evaluate_loss
 
@@ -91,7 +91,7 @@ def section_coherence(ctx: EvaluationContext) -> dict | None:
 
 def section_joint_coherence(ctx: EvaluationContext) -> dict | None:
     """Unconditional coherence: prior samples whose modalities all read as one label."""
-    if not ctx.run.model.supports(DECODE) or len(ctx.classifiers) < 2:
+    if not (ctx.run.model.supports(PRIOR) and ctx.run.model.supports(DECODE)) or len(ctx.classifiers) < 2:
         return None
     value = joint_coherence(ctx.run.model, ctx.classifiers, device=ctx.device, seed=ctx.seed)
     return None if value is None else {"joint_coherence": value}

@@ -22,6 +22,7 @@ table{border-collapse:collapse;font-size:.85em}
 th,td{border:1px solid #e0e0e0;padding:3px 7px;text-align:left;vertical-align:top}
 table.metrics td{text-align:right;font-variant-numeric:tabular-nums}
 table.facts th{background:#f4f6f8;font-weight:600}
+tr.metric-group th{background:#e6edf4} td.metric-note{color:#444;font-style:italic;background:#e6edf4}
 .scroll{overflow:auto;max-height:620px}
 .note{color:#666;font-size:.85em} .warn{color:#a33}
 .gallery{display:flex;flex-wrap:wrap;gap:14px} .gallery figure{margin:0}

@@ -85,13 +85,47 @@ def find_evaluation(run_dir: Path) -> Path | None:
     return None
 
 
+#: what each top-level figure of ``polyvae evaluate`` means, in a sentence
+METRIC_NOTES = {
+    "run": "The run directory evaluated.",
+    "data": "The rows evaluated: a manifest, or rows given in Python.",
+    "rows": "How many rows the figures are taken on (the held-out rows on the training manifest).",
+    "notes": "Where the rows and the judging classifiers came from.",
+    "training_objective": "The training loss at full KL weight and its terms on these rows (lower is better).",
+    "reconstruction": "Error of each modality rebuilt from all of a row's modalities: squared error for images "
+                      "and audio, share of wrong characters for text (lower is better).",
+    "classifier_accuracy_on_real": "Accuracy of the judging classifiers on real rows: the ceiling of coherence.",
+    "coherence": "Share of generations that a classifier trained on real rows gives the label of the row they "
+                 "came from, per given modalities -> target (higher is better; chance is 1 / labels).",
+    "joint_coherence": "Share of prior samples whose decoded modalities all read as the same label.",
+    "log_likelihood": "Importance-weighted estimate of log p(x), in nats per row (higher is better).",
+    "linear_probe_accuracy": "Accuracy of a logistic regression reading the label from the latent means.",
+    "pca_comparison": "linear-ae: largest angle between the learnt subspace and PCA's (0 degrees: the same) "
+                      "and both reconstruction errors.",
+    "denoising": "PSNR of corrupted rows and of the model's denoised rows against the clean ones (dB, higher "
+                 "is better).",
+    "audio_playback": "Spectral convergence of real clips after the way back to sound and forward again "
+                      "(0 is exact): the floor under any rendered audio.",
+}
+
+
 def evaluation_table(path: Path) -> str:
+    """Every figure of an ``evaluation.json``, each group headed by what it means."""
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError) as exc:
         return f'<p class="note">{esc(path)}: unreadable ({esc(exc)})</p>'
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{number(v)}</td></tr>" for k, v in flatten(record))
-    return f'<p class="note">from {esc(path)}</p><table class="facts">{rows}</table>'
+    rows = ""
+    for key, value in record.items():
+        note = METRIC_NOTES.get(key, "Reported by a plugin of this run (its model or a modality).")
+        items = flatten(value, key)
+        rows += (f'<tr class="metric-group"><th>{esc(key)}</th><td class="metric-note">'
+                 f"{esc(note)}</td></tr>")
+        if items != [(key, value)]:
+            rows += "".join(f"<tr><th>{esc(k)}</th><td>{number(v)}</td></tr>" for k, v in items)
+        else:
+            rows += f"<tr><th></th><td>{number(value)}</td></tr>"
+    return f'<p class="note">from {esc(path)}</p><table class="facts evaluation">{rows}</table>'
 
 
 #: plots shown first, in this order (by file-name prefix); the rest follow alphabetically
