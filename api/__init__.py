@@ -29,6 +29,7 @@ _EXPORTS = {
     "train": "polyvae.pipelines.api", "load": "polyvae.pipelines.api", "Run": "polyvae.pipelines.api",
     "Generated": "polyvae.pipelines.api", "Interpolation": "polyvae.pipelines.api",
     "Morphed": "polyvae.pipelines.api", "demo_data": "polyvae.pipelines.api", "demo": "polyvae.pipelines.api",
+    "voice_data": "polyvae.pipelines.api",
     "plugins": "polyvae.pipelines.api", "plugin_errors": "polyvae.pipelines.api",
     "Audio": "polyvae.core.sound", "RunConfig": "polyvae.core.config",
     "PolyvaeError": "polyvae.core.errors", "BadInput": "polyvae.core.errors", "BadManifest": "polyvae.core.errors",

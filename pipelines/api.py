@@ -23,16 +23,26 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from polyvae.core.config import RunConfig
-from polyvae.core.device import resolve_device
 from polyvae.core.errors import UsageError
-from polyvae.core.run import LoadedRun, load_run
-from polyvae.core.sound import Audio
+
+if TYPE_CHECKING:        # torch and the engine are imported on first use: `polyvae --help` stays quick
+    import numpy as np
+    import torch
+
+    from polyvae.core.run import LoadedRun
+    from polyvae.core.sound import Audio
+
+    from .morphed import Morphed
+
+
+def __getattr__(name: str):
+    if name == "Morphed":           # an Audio subclass, so defined where torch may be imported
+        from .morphed import Morphed
+        return Morphed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def _quiet(items: Iterable, _label: str) -> Iterable:
     return items
@@ -107,6 +117,9 @@ def load(run_dir: str | Path, device: str = "auto") -> "Run":
         run = polyvae.load("runs/mine")
         run.generate(given={"text": "seven"}, to=["image"])["image"][0].save("seven.png")
     """
+    from polyvae.core.device import resolve_device
+    from polyvae.core.run import load_run
+
     dev = resolve_device(device)
     return Run(load_run(run_dir, device=dev), dev)
 
@@ -149,21 +162,6 @@ class Interpolation:
     values: list[Any]
     files: list[Path] = field(default_factory=list)
     record: dict = field(default_factory=dict)
-
-
-class Morphed(Audio):
-    """A morphed recording (an :class:`Audio`), with where it went: the singer, the amount,
-    the voice distance to the singer before and after, and the file when written."""
-
-    def __init__(self, result):
-        super().__init__(result.audio.samples, result.audio.sample_rate)
-        self.toward = result.singer
-        self.amount = result.amount
-        self.distance_before = result.distance_before
-        self.distance_after = result.distance_after
-        self.path = result.path
-        self.windows = result.windows
-        self.summary = result.to_json()
 
 
 # ---- a trained run -------------------------------------------------------------------------
@@ -328,6 +326,7 @@ class Run:
               out: str | Path | None = None, progress: bool = False) -> Morphed:
         """The recording with its voice moved ``amount`` (0..1) of the way toward singer
         ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given)."""
+        from .morphed import Morphed
         from .voice.morph import morph_voice
         return Morphed(morph_voice(self._run, recording, toward, amount, Path(out) if out else None,
                                    device=self.device, progress=_progress(progress)))
@@ -356,8 +355,10 @@ def _read_json(path: Path | None) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def _read_audio(path: Path) -> Audio:
+def _read_audio(path: Path) -> "Audio":
     import soundfile as sf
+
+    from polyvae.core.sound import Audio
     samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     return Audio(samples.mean(axis=1), rate)
 
@@ -370,6 +371,27 @@ def demo_data(out_dir: str | Path, *, size: int | None = None, seed: int = 0, pr
     return write_demo_dataset(Path(out_dir), seed=seed, size=size, progress=_progress(progress))
 
 
+def voice_data(folder: str | Path, out_dir: str | Path, *, min_seconds: float = 0.6, max_seconds: float = 10.0,
+               sample_rate: int | None = None, loudness: float = -23.0, vad_aggressiveness: int = 2,
+               progress: bool = False):
+    """Turn a folder of recordings, one sub-folder per speaker, into utterances and a manifest.
+
+    Long recordings are cut where the voice-activity detector hears speech (utterances of
+    ``min_seconds`` to ``max_seconds``), each brought to ``loudness`` dBFS, written under
+    ``out_dir/clips/<speaker>/``; ``out_dir/manifest.csv`` has the ``audio`` and ``speaker``
+    columns training uses. Returns a report (``.manifest``, ``.per_speaker()``, ``.warnings()``).
+
+    Example::
+
+        report = polyvae.voice_data("recordings/", "voices/")
+        run = polyvae.train("runs/voices", data=report.manifest, modalities=["audio"])
+    """
+    from .voice.slicing import SlicingConfig, slice_voices
+    config = SlicingConfig(min_seconds=min_seconds, max_seconds=max_seconds, sample_rate=sample_rate,
+                           target_dbfs=loudness, aggressiveness=vad_aggressiveness)
+    return slice_voices(Path(folder), Path(out_dir), config, progress=_progress(progress))
+
+
 def demo(out_dir: str | Path = "demo-out", *, size: int | None = None, epochs: int | None = None,
          device: str = "auto", seed: int = 0):
     """The main job end to end on the demo data (what ``polyvae demo`` runs): data, training,
@@ -379,12 +401,15 @@ def demo(out_dir: str | Path = "demo-out", *, size: int | None = None, epochs: i
 
 
 def plugins() -> list:
-    """Installed plugins: name, kind (modality, fusion, model), version, package, description."""
-    from polyvae.core.plugins import get_registry
-    return get_registry().plugin_infos()
+    """Installed plugins: name, kind (modality, fusion, model), version, package, description.
+
+    Listed from a cache keyed by what is installed (:mod:`polyvae.core.plugin_index`), so
+    this takes milliseconds unless a plugin was installed or changed since the last call."""
+    from polyvae.core.plugin_index import plugin_index
+    return plugin_index().plugins
 
 
 def plugin_errors() -> list[str]:
     """One message per installed plugin that could not be loaded (the others still work)."""
-    from polyvae.core.plugins import get_registry
-    return [e.message() for e in get_registry().errors]
+    from polyvae.core.plugin_index import plugin_index
+    return plugin_index().errors
