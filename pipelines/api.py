@@ -44,6 +44,7 @@ def __getattr__(name: str):
         return Morphed
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 def _quiet(items: Iterable, _label: str) -> Iterable:
     return items
 

@@ -6,16 +6,17 @@ import sys
 from typing import Iterable
 
 import click
-from tqdm.auto import tqdm
 
 
 def progress(items: Iterable, label: str) -> Iterable:
     """A tqdm bar on stderr (silent when stderr is not a terminal and the work is short)."""
+    from tqdm.auto import tqdm
     return tqdm(items, desc=label, leave=False, file=sys.stderr, dynamic_ncols=True,
                 disable=None, mininterval=0.5)
 
 
 def step_bar(total: int, label: str):
+    from tqdm.auto import tqdm
     return tqdm(total=total, desc=label, leave=False, file=sys.stderr, dynamic_ncols=True,
                 disable=None, mininterval=0.5)
 
@@ -37,3 +38,10 @@ def parse_assignments(values: Iterable[str], what: str) -> list[tuple[str, str]]
 
 def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def starting(command: str | None) -> None:
+    """Say at once what a command is doing while torch and the plugins load (seconds on a
+    small machine); only on a terminal, where a person waits for it."""
+    if command and sys.stderr.isatty():
+        click.echo(f"polyvae {command}: starting (loading torch and the plugins) ...", err=True)

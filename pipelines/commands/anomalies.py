@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
@@ -30,6 +29,8 @@ def command(run_dir, manifest, out_file, anomalous_label, as_json, device) -> No
       polyvae train runs/ae --data normal/manifest.csv --model ae --modalities image
       polyvae anomalies runs/ae --data test/manifest.csv --anomalous-label 9
     """
+    import numpy as np
+
     out_file = out_file or run_dir / "anomalies.csv"
     run = api.load(run_dir, device=device)
     result = run.anomalies(manifest, anomalous_label=anomalous_label, out=out_file, progress=True)
