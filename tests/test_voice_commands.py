@@ -108,8 +108,15 @@ def test_voice_match_ranks_every_singer(voice_run):
     assert len(result["differences"]) == 5 and ranking[0]["singer"] in result["differences"][0]
     assert result["features"]["median_pitch_hz"] > 150            # mezzo_mira sings from 247 Hz
 
+    # calibrated on the training clips: a percentile per singer, a threshold, and a verdict
+    assert all(x["percentile"] is None or 0.0 <= x["percentile"] <= 100.0 for x in ranking)
+    assert result["calibration"]["threshold"] > 0 and 0.0 <= result["calibration"]["eer"] <= 0.5
+    assert ranking[0]["same_voice"] == (ranking[0]["distance"] < result["calibration"]["threshold"])
+    assert set(result["evidence"]) == {"enough", "confidence", "voiced_seconds", "reason"}
+    assert result["summary"].startswith(("Closest: ", "Not enough evidence"))
+
     table = polyvae("voice-match", voice_run / "run", clip)
-    assert table.code == 0 and "similarity" in table.out and "Pitch:" in table.out
+    assert table.code == 0 and "similarity" in table.out and "percentile" in table.out and "Pitch:" in table.out
 
 
 def test_voice_morph_keeps_the_length_and_moves_toward_the_singer(voice_run, tmp_path):

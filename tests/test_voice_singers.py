@@ -50,7 +50,8 @@ def test_metric_ranking_and_similarity():
     ranking = table.rank(torch.tensor([2.9, 3.9]))
     assert [r["singer"] for r in ranking] == ["high", "mid", "low"]
     assert ranking[0]["similarity"] == pytest.approx(math.exp(-0.5 * ranking[0]["distance"] ** 2))
-    assert table.rank(torch.tensor([3.0, 4.0]))[0] == {"singer": "high", "distance": 0.0, "similarity": 1.0}
+    assert table.rank(torch.tensor([3.0, 4.0]))[0] == {"singer": "high", "distance": 0.0, "similarity": 1.0,
+                                                       "percentile": None, "same_voice": None}
     with pytest.raises(UsageError, match="no singer 'nobody'.*low, high, mid"):
         table.embedding("nobody")
 
@@ -113,3 +114,42 @@ def test_clip_windows_cut_pad_and_drop_silence():
     assert np.all(windows[2][40:] == 0)               # the short tail is padded
     windows, starts = clip_windows(wave[:310], size)    # a 10-sample tail is too short to keep
     assert starts == [0, 200]
+
+
+def test_equal_error_threshold_worked_numbers():
+    from polyvae.pipelines.voice.calibration import equal_error_threshold
+
+    # apart: threshold halfway across the gap, no error
+    assert equal_error_threshold(np.array([0.5, 1.0]), np.array([2.0, 3.0])) == (1.5, 0.0)
+    # overlapping: genuine 1, 2, 3, 4 and impostor 2.5, 3.5, 4.5, 5.5 cross between 3 and 3.5:
+    # below 3.25 one genuine of four (4) is rejected and one impostor of four (2.5) accepted
+    t, eer = equal_error_threshold(np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.5, 3.5, 4.5, 5.5]))
+    assert t == pytest.approx(3.25) and eer == pytest.approx(0.25)
+
+
+def test_calibration_percentiles_and_evidence():
+    from polyvae.pipelines.voice.calibration import calibrate
+    from polyvae.pipelines.voice.match import weigh_evidence
+
+    gen = torch.Generator().manual_seed(0)
+    centres = {"a": torch.tensor([0.0, 0.0]), "b": torch.tensor([6.0, 0.0]), "c": torch.tensor([0.0, 6.0])}
+    latents, speakers = [], []
+    for name, c in centres.items():
+        latents.append(c + torch.randn(30, 2, generator=gen))
+        speakers += [name] * 30
+    latents = torch.cat(latents)
+    groups, scale = aggregate(latents, speakers)
+    table = SingerTable("audio", scale, {n: SingerEntry(m, k) for n, (m, k) in groups.items()})
+    cal = calibrate(latents, speakers, groups, table.distance)
+    assert cal.eer < 0.02 and 1.0 < cal.threshold < 3.5
+    # a voice at a's centre is closer to a than every other speaker's clip is
+    assert cal.percentile("a", float(table.distance(centres["a"], groups["a"][0]))) == 100.0
+    # one between a and b is not enough evidence for either, a clear one is
+    clear = weigh_evidence(table, centres["a"].view(1, 2) + 0.1, voiced_seconds=3.0)
+    assert clear.enough and clear.confidence > 0.95
+    between = weigh_evidence(table, torch.tensor([[3.0, 0.0]]), voiced_seconds=3.0)
+    assert not between.enough and "within this recording's noise" in between.reason
+    short = weigh_evidence(table, centres["a"].view(1, 2), voiced_seconds=0.4)
+    assert not short.enough and "0.4 s of voiced sound" in short.reason
+    # many windows of the same in-between voice are still ambiguous only if they disagree
+    assert weigh_evidence(table, torch.tensor([[2.0, 0.0]] * 25), voiced_seconds=9.0).enough

@@ -29,10 +29,12 @@ from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.run import LoadedRun
 from polyvae.core.sound import SoundModality
 
+from .calibration import Calibration, calibrate
 from .features import VoiceFeatures
 
 SINGERS_FILE = "singers.json"
-FORMAT = 1
+#: 2: with the calibration of distances (percentiles, same-voice threshold)
+FORMAT = 2
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8
 
@@ -54,6 +56,7 @@ class SingerTable:
     scale: torch.Tensor                       # (P,) pooled within-singer std per dimension
     singers: dict[str, SingerEntry] = field(default_factory=dict)
     weights: str = ""                         # fingerprint of the weights the table was made with
+    calibration: Calibration | None = None
 
     @property
     def names(self) -> list[str]:
@@ -73,12 +76,16 @@ class SingerTable:
         scale = self.scale.to(w.device, w.dtype)
         return (((w - other.to(w.device, w.dtype)) / scale) ** 2).mean(-1).sqrt()
 
-    def rank(self, w: torch.Tensor) -> list[dict[str, float | str]]:
-        """Singers by closeness to one voice latent ``(P,)``: ``{singer, distance, similarity}``."""
+    def rank(self, w: torch.Tensor) -> list[dict[str, float | str | bool | None]]:
+        """Singers by closeness to one voice latent ``(P,)``: ``{singer, distance, similarity,
+        percentile, same_voice}`` (the last two from the calibration, None without one)."""
         d = self.distance(w.view(1, -1), self.matrix().to(w.device))
         order = torch.argsort(d).tolist()
         names = self.names
-        return [{"singer": names[i], "distance": float(d[i]), "similarity": float(torch.exp(-0.5 * d[i] ** 2))}
+        cal = self.calibration
+        return [{"singer": names[i], "distance": float(d[i]), "similarity": float(torch.exp(-0.5 * d[i] ** 2)),
+                 "percentile": cal.percentile(names[i], float(d[i])) if cal else None,
+                 "same_voice": cal.same_voice(float(d[i])) if cal else None}
                 for i in order]
 
     # ---- JSON -------------------------------------------------------------------------------
@@ -87,6 +94,7 @@ class SingerTable:
             "format": FORMAT, "modality": self.modality, "weights": self.weights,
             "metric": "rms of (w - embedding) / scale; similarity = exp(-distance^2 / 2)",
             "scale": [float(v) for v in self.scale],
+            "calibration": self.calibration.to_json() if self.calibration else None,
             "singers": {name: {"clips": e.clips, "embedding": [float(v) for v in e.embedding],
                                "features": e.features.to_json() if e.features else None}
                         for name, e in self.singers.items()},
@@ -100,8 +108,9 @@ class SingerTable:
         singers = {name: SingerEntry(torch.tensor(s["embedding"], dtype=torch.float32), int(s["clips"]),
                                      VoiceFeatures.from_json(s["features"]) if s.get("features") else None)
                    for name, s in raw["singers"].items()}
+        calibration = Calibration.from_json(raw["calibration"]) if raw.get("calibration") else None
         return cls(raw["modality"], torch.tensor(raw["scale"], dtype=torch.float32), singers,
-                   raw.get("weights", ""))
+                   raw.get("weights", ""), calibration)
 
 
 # ---- the voice latent -----------------------------------------------------------------------
@@ -187,6 +196,8 @@ def build_table(model, data: TensorData, manifest_path: Path | None = None, devi
     table = SingerTable(modality, scale, weights=weights)
     for name, (mean, count) in groups.items():
         table.singers[name] = SingerEntry(mean, count)
+    if len(groups) >= 2:
+        table.calibration = calibrate(latents, names, groups, table.distance)
     if manifest_path is not None and feature_clips > 0 and Path(manifest_path).exists():
         measure_singers(table, model.modalities[modality], manifest_path,
                         {n: [rows.rows[j] for j, s in enumerate(names) if s == n] for n in groups},
