@@ -306,6 +306,8 @@ class Run:
                                        device=self.device)
             record = _read_json(files[-1])
             values = [_read_audio(f) for f in files if f.suffix == ".wav"]
+        from .voice import warn_all
+        warn_all(record.get("warnings", []))
         return Interpolation(record.get("alpha", []), values, files if out is not None else [], record)
 
     def _is_image(self, value) -> bool:
@@ -320,17 +322,23 @@ class Run:
         """Rank the training singers by how close the recording's voice is, and say how it
         differs (pitch, range, brightness, breathiness, vibrato). ``.ranking``, ``.nearest``,
         ``.differences``, ``.to_json()``."""
+        from .voice import warn_all
         from .voice.match import match_voice
-        return match_voice(self._run, recording, device=self.device, progress=_progress(progress))
+        result = match_voice(self._run, recording, device=self.device, progress=_progress(progress))
+        warn_all(result.warnings)
+        return result
 
     def morph(self, recording: str | Path, toward: str, amount: float = 0.5, *,
               out: str | Path | None = None, progress: bool = False) -> Morphed:
         """The recording with its voice moved ``amount`` (0..1) of the way toward singer
         ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given)."""
         from .morphed import Morphed
+        from .voice import warn_all
         from .voice.morph import morph_voice
-        return Morphed(morph_voice(self._run, recording, toward, amount, Path(out) if out else None,
-                                   device=self.device, progress=_progress(progress)))
+        result = Morphed(morph_voice(self._run, recording, toward, amount, Path(out) if out else None,
+                                     device=self.device, progress=_progress(progress)))
+        warn_all(result.warnings)
+        return result
 
     # -- the page --
     def report(self, out: str | Path | None = None, *, data: str | Path | None = None,

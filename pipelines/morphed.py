@@ -16,4 +16,5 @@ class Morphed(Audio):
         self.distance_after = result.distance_after
         self.path = result.path
         self.windows = result.windows
+        self.warnings = list(result.warnings)
         self.summary = result.to_json()

@@ -75,7 +75,13 @@ def _write_singers(run_dir: Path, manifest: Path, model, report: EpochReport, qu
 
     from polyvae.pipelines.voice.singers import write_after_training
 
+    from polyvae.pipelines.voice.singers import read_table
+
     device = next(iter(model.parameters()), torch.zeros(0)).device
     path = write_after_training(Path(run_dir), model, report.data.train, Path(manifest), device)
-    if path is not None and not quiet:
+    if path is None:
+        return
+    if not quiet:
         click.echo(f"singers: {path}", err=True)
+    for line in read_table(Path(run_dir)).warnings():
+        click.echo(f"Warning: {line}", err=True)

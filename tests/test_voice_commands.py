@@ -185,3 +185,33 @@ def test_evaluate_reports_audio_playback_quality(voice_run):
     assert playback["count"] >= 1
     # mel -> Griffin-Lim -> mel of real clips comes back close (measured ~0.07 on the demo clips)
     assert 0.0 < playback["spectral_convergence_mean"] < 0.3
+
+
+def test_voice_results_say_when_they_fail(voice_run, tmp_path):
+    """A morph that moves away from its target, a path that is not monotone, too few clips of a
+    singer: each is a warning with the figure, not silence."""
+    import warnings as pywarnings
+
+    import polyvae as api
+    from polyvae.pipelines.voice.interpolate import path_warnings
+
+    record = {"spearman_alpha_distance_to_from": 0.5, "spearman_alpha_distance_to_to": -0.95}
+    (line,) = path_warnings(record, "a", "b")
+    assert "not monotone" in line and "Spearman 0.50" in line
+    assert path_warnings({"spearman_alpha_distance_to_from": 0.95, "spearman_alpha_distance_to_to": -0.92},
+                         "a", "b") == []
+    run = api.load(voice_run / "run", device="cpu")
+    table = read_table(voice_run / "run")
+    assert all("training clip(s)" in w for w in table.warnings(min_clips=100))
+    clip = _clip_of(voice_run, "bass_boris")
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        moved = run.morph(clip, toward="soprano_sofia", amount=1.0)
+    said = [str(w.message) for w in caught if w.category.__name__ == "VoiceWarning"]
+    if moved.distance_after >= moved.distance_before:
+        assert said and "did not move the voice toward soprano_sofia" in said[0]
+        r = polyvae("voice-morph", voice_run / "run", clip, "--toward", "soprano_sofia", "--amount", "1",
+                    "--out", tmp_path / "m.wav")
+        assert r.code == 0 and "Warning: the morph did not move the voice" in r.err
+    else:
+        assert said == []

@@ -6,7 +6,7 @@ a voice latent is the mean over the windows, content is decoded window by window
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.run import LoadedRun
 from polyvae.core.sound import SoundModality
 
-#: the longest stretch of a recording that is used
-MAX_SECONDS = 30.0
+#: the longest stretch of a recording that is used (a longer one is cut, and the result says so)
+MAX_SECONDS = 600.0
 #: windows quieter than this share of the loudest window's RMS are silence
 QUIET_SHARE = 0.1
 
@@ -32,6 +32,8 @@ class Recording:
     sample_rate: int
     windows: torch.Tensor                     # (W, *shape) preprocessed
     starts: list[int]                         # first sample of each kept window
+    seconds: float = 0.0                      # the file's own duration
+    notes: list[str] = field(default_factory=list)
 
 
 def read_recording(run: LoadedRun, modality: str, path: str | Path) -> Recording:
@@ -39,14 +41,15 @@ def read_recording(run: LoadedRun, modality: str, path: str | Path) -> Recording
     path = Path(path)
     mod = sound_modality(run, modality)
     try:
-        wave, _ = mod.read_signal(path, MAX_SECONDS)
+        wave, seconds = mod.read_signal(path, MAX_SECONDS)
     except BadInput as err:
         raise err.located(file=path, modality=modality) from None
     windows, starts = clip_windows(wave, mod.clip_samples, mod.as_clip)
     x = mod.preprocess(windows)
     if not bool(torch.isfinite(x).all()):
         raise BadInput("non-finite values after preprocessing", file=path, modality=modality)
-    return Recording(path, wave, mod.sample_rate, x, starts)
+    notes = [f"{path}: only the first {MAX_SECONDS:g} s of its {seconds:.0f} s were used"] if seconds > MAX_SECONDS else []
+    return Recording(path, wave, mod.sample_rate, x, starts, seconds, notes)
 
 
 def sound_modality(run: LoadedRun, modality: str) -> SoundModality:

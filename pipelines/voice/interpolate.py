@@ -133,9 +133,27 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
                     "(singers.json); voice_distance_* re-encode the written WAV files",
         "files": [f.name for f in files],
     }
+    record["warnings"] = path_warnings(record, a.label, b.label)
     manifest = out_dir / "path.json"
     write_text_atomic(manifest, json.dumps(record, indent=2))
     return [*files, strip, manifest]
+
+
+#: a path whose re-encoded voice does not follow alpha this closely (Spearman) is not monotone
+MONOTONE = 0.9
+
+
+def path_warnings(record: dict, a: str, b: str) -> list[str]:
+    """Say so when the written steps do not move steadily from A's voice to B's."""
+    to_a, to_b = record["spearman_alpha_distance_to_from"], record["spearman_alpha_distance_to_to"]
+    if to_a != to_a or to_b != to_b:          # NaN: a constant distance, the voice never moved
+        return [f"the voice did not change along the path from {a} to {b} (the re-encoded steps are all "
+                f"equally far from both)"]
+    if to_a >= MONOTONE and to_b <= -MONOTONE:
+        return []
+    return [f"the path from {a} to {b} is not monotone: as alpha grows, the steps' voice distance to {a} "
+            f"follows it with Spearman {to_a:.2f} and to {b} with {to_b:.2f} (a steady path has at least "
+            f"{MONOTONE} and at most -{MONOTONE}); this run's voice latent does not separate the two voices well"]
 
 
 def spectrogram_strip(x: torch.Tensor, path: Path, titles: list[str]) -> None:

@@ -7,7 +7,7 @@ over the nearest singer's training clips.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -53,6 +53,7 @@ class VoiceMatch:
     evidence: Evidence | None = None
     threshold: float | None = None
     eer: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def nearest(self) -> str:
@@ -80,7 +81,7 @@ class VoiceMatch:
                 "calibration": {"threshold": self.threshold, "eer": self.eer} if self.threshold is not None else None,
                 "features": self.features.to_json(),
                 "nearest_features": self.nearest_features.to_json() if self.nearest_features else None,
-                "differences": self.differences}
+                "differences": self.differences, "warnings": self.warnings}
 
 
 def weigh_evidence(table: SingerTable, windows: torch.Tensor, voiced_seconds: float, seed: int = 0) -> Evidence:
@@ -127,7 +128,7 @@ def match_voice(run: LoadedRun, path: str | Path, device="cpu", progress=None) -
     voiced = float(mine.voiced_fraction) * len(rec.wave) / rec.sample_rate if math.isfinite(mine.voiced_fraction) else 0.0
     cal = table.calibration
     return VoiceMatch(str(path), ranking, mine, theirs, differences, weigh_evidence(table, windows.cpu(), voiced),
-                      cal.threshold if cal else None, cal.eer if cal else None)
+                      cal.threshold if cal else None, cal.eer if cal else None, list(rec.notes))
 
 
 def _finite(*values: float) -> bool:

@@ -7,7 +7,7 @@ put back where they were in the recording (quiet windows stay silent).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +35,12 @@ class MorphResult:
     windows: int
     distance_before: float
     distance_after: float
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"out": str(self.path) if self.path else None, "toward": self.singer, "amount": self.amount,
                 "windows": self.windows, "voice_distance_before": round(self.distance_before, 4),
-                "voice_distance_after": round(self.distance_after, 4)}
+                "voice_distance_after": round(self.distance_after, 4), "warnings": self.warnings}
 
 
 def morph_latents(w: torch.Tensor, target: torch.Tensor, amount: float) -> torch.Tensor:
@@ -81,6 +82,11 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
         with atomic_path(out) as tmp:
             sf.write(str(tmp), audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
     after = encode_voice(run, modality, mod.preprocess([mod.as_clip(wave) for wave in waves]), device).mean(0)
-    before = table.distance(w.mean(0), target)
-    return MorphResult(audio, out, toward, amount, len(rec.starts), float(before),
-                       float(table.distance(after, target)))
+    before, after = float(table.distance(w.mean(0), target)), float(table.distance(after, target))
+    warnings = list(rec.notes)
+    if amount > 0 and after >= before:
+        warnings.append(f"the morph did not move the voice toward {toward}: its voice distance to them went from "
+                        f"{before:.2f} to {after:.2f} (re-encoded from the output); this run's voice latent "
+                        f"does not carry this recording's voice well (more training, or more clips of "
+                        f"voices like it, may help)")
+    return MorphResult(audio, out, toward, amount, len(rec.starts), before, after, warnings)

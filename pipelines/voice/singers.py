@@ -68,6 +68,13 @@ class SingerTable:
             raise UsageError(f"no singer '{name}' in this run; singers: {', '.join(self.names)}")
         return self.singers[name].embedding
 
+    def warnings(self, min_clips: int = 10) -> list[str]:
+        """Singers with too few training clips for their voice to be learnt and matched reliably."""
+        few = [(n, e.clips) for n, e in self.singers.items() if e.clips < min_clips]
+        return [f"speaker '{n}' has only {k} training clip(s): a voice needs about {min_clips} to be "
+                f"learnt and matched reliably (voice-match and voice-morph will be unsure of it)"
+                for n, k in few]
+
     def matrix(self) -> torch.Tensor:
         return torch.stack([e.embedding for e in self.singers.values()])
 
