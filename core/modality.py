@@ -17,10 +17,23 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .verdict import Symptom
+
+
+def with_private(h: torch.Tensor, private: torch.Tensor | None, private_dim: int) -> torch.Tensor:
+    """A decoder's input: ``h`` ``(N, D)`` with the private latent ``(N, private_dim)`` appended
+    (zeros, its prior mean, when None); ``h`` itself for a modality without one."""
+    if not private_dim:
+        return h
+    if private is None:
+        private = torch.zeros(h.shape[0], private_dim, device=h.device, dtype=h.dtype)
+    return torch.cat([h, private.to(h.dtype)], dim=-1)
 
 
 def with_defaults(modality: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -127,9 +140,31 @@ class Modality(abc.ABC):
     def log_likelihood(self, params: Any, x: torch.Tensor) -> torch.Tensor:
         """log p(x | params) summed over the example's elements, shape ``(N,)``."""
 
+    def log_likelihood_rows(self, decoder: nn.Module, h: torch.Tensor, x: torch.Tensor, rows: torch.Tensor,
+                            private: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x[rows] | h, private[rows]) for every row of ``h`` ``(N, input_dim - private_dim)``:
+        the decoder's latent input for N (subset, example) pairs; ``x`` ``(B, *shape)`` and
+        ``private`` ``(B, private_dim)`` are per example and ``rows`` ``(N,)`` picks the example
+        of each row. This is how the multimodal objective scores a modality for every sub-sampled
+        subset at once.
+
+        Default: ``log_likelihood(decoder(h + private, x[rows]), x[rows])``. A modality whose
+        likelihood has a part that does not depend on ``h`` (a decoder with latents of its own,
+        such as per-frame codes of speech) overrides it to compute that part once per example.
+        """
+        xr = x[rows]
+        inputs = with_private(h, None if private is None else private[rows], self.private_dim)
+        return self.log_likelihood(decoder(inputs, xr), xr)
+
     @abc.abstractmethod
     def generate(self, decoder: nn.Module, h: torch.Tensor) -> torch.Tensor:
         """Decode ``h`` to a point in data space ``(N, *shape)`` (mean, or greedy for text)."""
+
+    def reconstruct(self, decoder: nn.Module, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Decode ``h`` as a reconstruction of the examples ``x`` ``(N, *shape)``. A modality
+        whose decoder keeps part of its input (the timing and melody of speech, while the
+        private latent in ``h`` sets the voice) uses ``x``; default: :meth:`generate`."""
+        return self.generate(decoder, h)
 
     # ---- files --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -175,6 +210,19 @@ class Modality(abc.ABC):
         spectrograms survive the way back to sound). Keys are top-level report keys.
         Default: none."""
         return {}
+
+    def symptoms(self, decoded: torch.Tensor, real: torch.Tensor, what: str) -> list["Symptom"]:
+        """What is visibly wrong with ``decoded`` ``(N, *shape)``, this modality as a model
+        decoded it for N rows whose real examples are ``real`` (``what`` says how it was
+        decoded, e.g. "reconstructions" or "generated from text"). Each
+        :class:`~polyvae.core.verdict.Symptom` is one measured line of the run's verdict.
+        Default (continuous data): decoded rows that vary far less than the real ones, i.e.
+        everything decoded near the mean; a discrete modality overrides it (text: loops)."""
+        from .verdict import collapsed_symptom
+        if self.discrete:
+            return []
+        found = collapsed_symptom(self.name, what, decoded, real)
+        return [found] if found is not None else []
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example reconstruction error between two batches, ``(N,)`` (mean squared error)."""

@@ -10,13 +10,19 @@ below, and what a model can do beyond encoding is *declared* in :attr:`capabilit
     by name (e.g. the audio modality's voice latent) — nobody slices latent columns by hand;
 ``decode(z, targets, private)`` (:data:`DECODE`)
     data-space estimates of the targets from shared latents and optional private latents;
+``reconstruct(batch, private)``
+    each present modality rebuilt from the row, optionally with another private latent
+    (voice conversion: the source's timing and content, the target's voice);
 ``generate(given, targets, ...)``
     targets from whatever the batch holds (:data:`CROSS_MODAL`: another modality; with
     :data:`PRIOR`: from nothing);
 ``log_likelihood(batch, k)`` (:data:`LIKELIHOOD`)
     an importance-weighted estimate of log p(x) per row;
 ``evaluation_figures(reference, rows, ...)``
-    figures only this model can give (``linear-ae``: its angle to PCA's subspace).
+    figures only this model can give (``linear-ae``: its angle to PCA's subspace);
+``training_batch_size(rows, requested)``, ``training_verdict(train, device)``
+    the rows per step it trains on (``linear-ae``: all, for full-batch L-BFGS) and what it
+    says about its own fit when training ends.
 
 A model class is built as ``cls(modalities, config, fusion=..., private_labels=...)``:
 ``fusion`` is an instance of the run's fusion plugin when :attr:`needs_fusion` is set (None
@@ -39,6 +45,7 @@ from .modality import Modality
 if TYPE_CHECKING:
     from .dataset import TensorData
     from .fusion import Fusion
+    from .verdict import Finding
 
 #: ``decode(z, targets, private)`` turns latents into data (interpolation, prior samples)
 DECODE = "decode"
@@ -178,8 +185,11 @@ class AutoencoderModel(nn.Module):
         self.require(DECODE, "decode latents")
         raise NotImplementedError
 
-    def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Decoded data-space estimate of each modality for every row."""
+    def reconstruct(self, batch: Batch, private: dict[str, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
+        """Decoded data-space estimate of each present modality for every row; ``private[m]``
+        ``(B, P)`` replaces that modality's own private latent (a voice converted to another
+        singer's, what is said kept)."""
         raise NotImplementedError
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
@@ -199,6 +209,19 @@ class AutoencoderModel(nn.Module):
         samples (noise from the global torch generator). Needs :data:`LIKELIHOOD`."""
         self.require(LIKELIHOOD, "estimate log-likelihoods")
         raise NotImplementedError
+
+    def training_batch_size(self, rows: int, requested: int) -> int:
+        """Rows per training step (all processes together) on ``rows`` training rows, when
+        ``--batch-size`` asks for ``requested``. Called once before the optimiser is made, so
+        a model may still settle :attr:`uses_backprop` here. Default: ``requested``
+        (``linear-ae``: every row, for its full-batch L-BFGS, when they fit)."""
+        return requested
+
+    def training_verdict(self, train: "TensorData", device: torch.device) -> list["Finding"]:
+        """What only this model can tell, after training, about how well it fits its
+        training rows ``train``: findings added to the run's verdict (``linear-ae``: its
+        angle to PCA's subspace). Default: none."""
+        return []
 
     def evaluation_figures(self, reference: "TensorData", rows: "TensorData", device: torch.device,
                            seed: int = 0) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from .config import ModelConfig
 from .experts import ExpertStack, GaussianExpert, standard_normal_log_prob
 from .fusion import Fusion
 from .labels import LabelHead
-from .modality import Modality
+from .modality import Modality, with_private
 from .models import CROSS_MODAL, DECODE, LIKELIHOOD, PRIOR, AutoencoderModel, Encoding, LossOutput
 from .objective import (SubsetSampler, beta_at, check_reconstruct, likelihood_weights, private_label_loss,
                         subset_elbo)
@@ -90,22 +90,29 @@ class MultimodalVAE(AutoencoderModel):
 
     def decoder_input(self, h: torch.Tensor, m: str, private: torch.Tensor | None) -> torch.Tensor:
         """``h`` (trunk rows) with modality ``m``'s private latent appended (zeros: its prior mean)."""
-        p = self.modalities[m].private_dim
-        if not p:
-            return h
-        if private is None:
-            private = torch.zeros(h.shape[0], p, device=h.device, dtype=h.dtype)
-        return torch.cat([h, private.to(h.dtype)], dim=-1)
+        return with_private(h, private, self.modalities[m].private_dim)
 
-    def score(self, h: torch.Tensor, m: str, x: torch.Tensor, private: torch.Tensor | None = None
-              ) -> torch.Tensor:
-        """log p(x_m | h, w_m) per row ``(N,)`` in float32, ``h`` from :meth:`trunk`, unweighted."""
-        params = self.decoders[m](self.decoder_input(h, m, private), x)
-        return self.modalities[m].log_likelihood(params, x).float()
+    def score(self, h: torch.Tensor, m: str, x: torch.Tensor, private: torch.Tensor | None = None,
+              rows: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x_m[rows] | h, w_m[rows]) per row of ``h`` ``(N,)`` in float32, unweighted.
 
-    def render_from(self, h: torch.Tensor, m: str, private: torch.Tensor | None = None) -> torch.Tensor:
-        """The data-space estimate of modality ``m`` from trunk features ``h``."""
-        return self.modalities[m].generate(self.decoders[m], self.decoder_input(h, m, private))
+        ``h`` (N, ...) is from :meth:`trunk`; ``x`` (B, ...) and ``private`` (B, P) are per
+        example of the batch and ``rows`` (N,) says which example each row of ``h`` scores (all
+        of them, in order, when None): the modality can compute what does not depend on ``h``
+        once per example (:meth:`~polyvae.core.modality.Modality.log_likelihood_rows`).
+        """
+        if rows is None:
+            rows = torch.arange(h.shape[0], device=h.device)
+        return self.modalities[m].log_likelihood_rows(self.decoders[m], h, x, rows, private).float()
+
+    def render_from(self, h: torch.Tensor, m: str, private: torch.Tensor | None = None,
+                    x: torch.Tensor | None = None) -> torch.Tensor:
+        """The data-space estimate of modality ``m`` from trunk features ``h`` (with ``x``, the
+        example it reconstructs, for a modality that keeps some of it, e.g. the timing of speech)."""
+        inputs = self.decoder_input(h, m, private)
+        if x is None:
+            return self.modalities[m].generate(self.decoders[m], inputs)
+        return self.modalities[m].reconstruct(self.decoders[m], inputs, x)
 
     def decode(self, z: torch.Tensor, targets: list[str],
                private: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -113,10 +120,13 @@ class MultimodalVAE(AutoencoderModel):
         private = private or {}
         return {m: self.render_from(h, m, private.get(m)) for m in targets}
 
-    def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def reconstruct(self, batch: Batch, private: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         encoding = self.encode(batch)
-        present = [m for m in self.order if bool(batch.present[m].any())]
-        return self.decode(encoding.mean(), present, {m: e.mu for m, e in encoding.private.items()})
+        chosen = {m: e.mu for m, e in encoding.private.items()}
+        chosen.update(private or {})
+        h = self.trunk(encoding.mean())
+        return {m: self.render_from(h, m, chosen.get(m), batch.data[m])
+                for m in self.order if bool(batch.present[m].any())}
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
                  sample: bool = True, private: dict[str, torch.Tensor] | None = None
@@ -153,7 +163,7 @@ class MultimodalVAE(AutoencoderModel):
                 w = private[m].rsample()
                 log_w = log_w + torch.where(have, standard_normal_log_prob(w) - private[m].log_prob(w),
                                             torch.zeros_like(log_w))
-            ll = self.score(h, m, repeated.data[m], w)
+            ll = self.score(h, m, repeated.data[m], w)          # every row its own example
             log_w = log_w + torch.where(have, ll, torch.zeros_like(ll))
         return torch.logsumexp(log_w.view(k, b), dim=0) - math.log(k)
 

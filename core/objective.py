@@ -128,14 +128,13 @@ def subset_elbo(model: "MultimodalVAE", batch: Batch, stack: ExpertStack, privat
                 if idx.numel() == 0:
                     continue
         rows = row_of if idx is None else row_of[idx]
-        x = batch.data[m][rows]
         w = None
         if m in private:
-            w = private[m].rsample()[rows]
+            w = private[m].rsample()                                    # one draw per row, every subset
             pays = present[i][None] & targets[:, i, None]                # (S, B)
             kl_private = kl_private + private[m].kl_to_standard_normal()[None] * pays
         h = trunk if idx is None else trunk[idx]
-        log_lik = model.score(h, m, x, w)
+        log_lik = model.score(h, m, batch.data[m], w, rows)
         weighted = model.weights[m] * log_lik
         ll = ll + weighted if idx is None else ll.index_add(0, idx, weighted)
         terms[f"nll/{m}"] = -log_lik.detach().mean()

@@ -68,7 +68,7 @@ class AverageAutoencoder(AutoencoderModel):
     def decode(self, z, targets, private=None):
         return {m: self.modalities[m].generate(self.decoders[m], self._input(z, m)) for m in targets}
 
-    def reconstruct(self, batch: Batch):
+    def reconstruct(self, batch: Batch, private=None):
         present = [m for m in self.order if bool(batch.present[m].any())]
         return self.decode(self.encode(batch).mean(), present)
 

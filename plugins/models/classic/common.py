@@ -186,7 +186,8 @@ class ClassicAutoencoder(AutoencoderModel):
         x, _ = self.inputs(batch)
         return Encoding(PointPosterior(self.encode_x(x)))
 
-    def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def reconstruct(self, batch: Batch, private: dict[str, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
         x, _ = self.inputs(batch)
         return {self.modality_name: self.reconstruct_x(x)}
 
