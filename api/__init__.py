@@ -34,7 +34,8 @@ _EXPORTS = {
     "Audio": "polyvae.core.sound", "RunConfig": "polyvae.core.config",
     "PolyvaeError": "polyvae.core.errors", "BadInput": "polyvae.core.errors", "BadManifest": "polyvae.core.errors",
     "UsageError": "polyvae.core.errors", "IncompatibleRun": "polyvae.core.errors",
-    "TrainingDiverged": "polyvae.core.errors",
+    "TrainingDiverged": "polyvae.core.errors", "PolyvaeWarning": "polyvae.core.errors",
+    "DataWarning": "polyvae.core.errors", "VerdictWarning": "polyvae.core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

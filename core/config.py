@@ -65,6 +65,8 @@ class TrainConfig:
     #: split each (per-process) batch into this many micro-batches and accumulate gradients:
     #: the same update with less memory, and the same noise as that many DDP processes
     micro_batches: int = 1
+    #: trackers written beside metrics.jsonl: [] or ["tensorboard"] (``--log tensorboard``)
+    log: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 
 from .batch import Batch
 from .config import TensorSpec
-from .errors import BadInput, BadManifest
+from .errors import BadInput, BadManifest, BadRows
 from .manifest import Manifest
 from .modality import Modality
 
@@ -97,7 +97,10 @@ def _read(mod: Modality, name: str, cell: str, base_dir: Path) -> object:
     tripping an ``IndexError`` deep in a codec) still becomes a located :class:`BadInput`."""
     try:
         return mod.read(cell, base_dir)
-    except BadInput:
+    except BadInput as err:
+        if mod.cell_is_path and "\\" in cell and not (base_dir / cell).exists():
+            raise BadInput(f"{err.reason}. {backslash_hint(cell, base_dir)}", err.file, err.row,
+                           err.modality) from None
         raise
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
@@ -106,14 +109,32 @@ def _read(mod: Modality, name: str, cell: str, base_dir: Path) -> object:
         raise BadInput(f"the {name} plugin could not read it ({type(exc).__name__}: {text})") from None
 
 
+def backslash_hint(cell: str, base_dir: Path) -> str:
+    """What to say about a path cell written with Windows backslashes."""
+    posix = cell.replace("\\", "/")
+    found = " (that file exists)" if (base_dir / posix).exists() else ""
+    return (f"The path has backslashes, which only Windows reads as folder separators: write it "
+            f"'{posix}'{found}; every system reads '/'")
+
+
+#: bad cells a failing validation pass lists before it stops reading
+MAX_LISTED = 20
+
+
+def _fail(bad: list[BadInput]) -> None:
+    if bad:
+        raise BadRows(bad[:MAX_LISTED], len(bad)) if len(bad) > 1 else bad[0]
+
+
 def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str = "fail",
                progress: Progress = _no_progress) -> tuple[dict[str, dict[int, object]], list[int], list[BadInput]]:
     """Decode every non-empty cell; the validation pass that runs before any training.
 
     Returns raw values by modality and row index, the kept row indices, and the bad cells
-    skipped. With ``on_bad_input="fail"`` the first bad cell raises :class:`BadInput` naming
-    the file and row; with ``"skip"`` its whole row is dropped and counted. A value a plugin
-    returns with NaN or inf in it is a bad cell too, whatever the plugin.
+    skipped. With ``on_bad_input="fail"`` a bad cell raises :class:`BadInput` naming the file
+    and row, once the pass has read every row (several bad cells: a :class:`BadRows` listing
+    up to :data:`MAX_LISTED` of them); with ``"skip"`` its whole row is dropped and counted. A
+    value a plugin returns with NaN or inf in it is a bad cell too, whatever the plugin.
     """
     raws: dict[str, dict[int, object]] = {m: {} for m in modalities}
     bad: list[BadInput] = []
@@ -132,11 +153,10 @@ def read_cells(manifest: Manifest, modalities: dict[str, Modality], on_bad_input
                     raise BadInput("non-finite values (NaN or inf) in the data")
                 raws[name][i] = raw
             except BadInput as err:
-                located = err.located(file=_cell_file(manifest, mod, cell), row=i + 1, modality=name)
-                if on_bad_input != "skip":
-                    raise located from None
-                bad.append(located)
+                bad.append(err.located(file=_cell_file(manifest, mod, cell), row=i + 1, modality=name))
                 bad_rows.add(i)
+    if on_bad_input != "skip":
+        _fail(bad)
     kept = [i for i in range(len(manifest)) if i not in bad_rows
             and any(i in raws[m] for m in modalities)]
     if not kept:
@@ -172,13 +192,12 @@ def build_tensors(manifest: Manifest, modalities: dict[str, Modality], raws: dic
         finite = torch.isfinite(values[name].flatten(1).float()).all(1)
         for j in (~finite).nonzero().flatten().tolist():
             i = have[name][j]
-            err = BadInput("non-finite values (NaN or inf) after preprocessing",
-                           file=_cell_file(manifest, mod, manifest.rows[i].get(name, "")),
-                           row=i + 1, modality=name)
-            if on_bad_input != "skip":
-                raise err
-            bad.append(err)
+            bad.append(BadInput("non-finite values (NaN or inf) after preprocessing",
+                                file=_cell_file(manifest, mod, manifest.rows[i].get(name, "")),
+                                row=i + 1, modality=name))
             bad_rows.add(i)
+    if on_bad_input != "skip":
+        _fail(sorted(bad, key=lambda e: (e.row or 0, e.modality or "")))
     if bad_rows:
         kept = [i for i in kept if i not in bad_rows]
         if not kept:

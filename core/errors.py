@@ -46,6 +46,27 @@ class BadInput(PolyvaeError):
         return f"{prefix}: {self.reason}" if prefix else self.reason
 
 
+class BadRows(BadInput):
+    """Several bad cells, listed (up to ``polyvae.core.dataset.MAX_LISTED``); located like the first of them,
+    so whoever catches :class:`BadInput` still learns its file and row."""
+
+    def __init__(self, errors: list[BadInput], total: int):
+        self.errors = errors
+        self.total = total
+        first = errors[0]
+        super().__init__(first.reason, first.file, first.row, first.modality)
+
+    def message(self) -> str:
+        if len(getattr(self, "errors", ())) <= 1:
+            return super().message()
+        more = self.total - len(self.errors)
+        lines = [f"{self.total} bad rows:"]
+        lines += [f"  {e.message()}" for e in self.errors]
+        if more:
+            lines.append(f"  ... and {more} more")
+        return "\n".join(lines)
+
+
 class BadManifest(PolyvaeError):
     """The manifest as a whole is unusable (missing, no usable rows, no known column)."""
 
@@ -76,3 +97,20 @@ class TrainingDiverged(PolyvaeError):
 
 class UsageError(PolyvaeError):
     """Arguments that do not fit together (e.g. --given with an unknown modality)."""
+
+
+class PolyvaeWarning(UserWarning):
+    """Something a user should know that is not an error: data read other than as written,
+    or a run or a figure not to be trusted as it is. Raised with :func:`warnings.warn`, so
+    the Python API shows (and lets a caller filter or catch) them like any warning, and the
+    CLI prints each as one ``Warning: ...`` line on stderr."""
+
+
+class DataWarning(PolyvaeWarning):
+    """Input read, but not all of it as written: a column ignored, characters unknown to the
+    vocabulary, a file cut to what a command processes."""
+
+
+class VerdictWarning(PolyvaeWarning):
+    """A trained run or an evaluation that should not be trusted as it is (undertrained,
+    collapsed generations, a looping text decoder, too few rows), with what to change."""

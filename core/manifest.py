@@ -1,12 +1,14 @@
 """The dataset format: a CSV with one column per modality plus metadata columns."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadManifest
+from .errors import BadManifest, DataWarning
 
 #: names the voice (singer, speaker) of a row's audio clip
 SPEAKER_COLUMN = "speaker"
@@ -20,6 +22,9 @@ class Manifest:
     path: Path
     columns: list[str]
     rows: list[dict[str, str]]
+    #: how the file was read (:func:`decode_text`, :func:`sniff_delimiter`)
+    encoding: str = "utf-8"
+    delimiter: str = ","
 
     @property
     def base_dir(self) -> Path:
@@ -33,6 +38,71 @@ class Manifest:
 
     def has(self, name: str) -> bool:
         return name in self.columns
+
+
+#: what a manifest that is not UTF-8 is read as, in order: Excel's "CSV" on Windows in
+#: western Europe and the Americas, then ISO 8859-1 (which accepts any byte)
+FALLBACK_ENCODINGS = (("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Latin-1 (ISO 8859-1)"))
+#: a header line with none of these commas but one of these is split there instead
+OTHER_DELIMITERS = (";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def decode_text(raw: bytes, path: Path) -> tuple[str, str]:
+    """The manifest's text and the encoding it was read with: UTF-8 (with or without a BOM),
+    UTF-16 with a BOM, else Windows-1252 or Latin-1 with a :class:`DataWarning` naming the
+    encoding. A file with NUL bytes (and no UTF-16 BOM) is not text."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise BadManifest(f"{path}: starts like UTF-16 but byte {exc.start} is not") from None
+    if b"\x00" in raw:
+        raise BadManifest(f"{path}: not a text file (a NUL byte at byte {raw.index(0)}; is it really a CSV?)")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    for encoding, label in FALLBACK_ENCODINGS:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        warnings.warn(DataWarning(
+            f"{path} is not UTF-8 (byte {bad} is 0x{raw[bad]:02x}); read it as {label}. If accented "
+            f"letters come out wrong, save it as UTF-8 (Excel: \"CSV UTF-8\")"), stacklevel=3)
+        return text, encoding
+    raise AssertionError("latin-1 decodes every byte")
+
+
+def sniff_delimiter(text: str) -> str:
+    """``,`` unless the header line has no comma and splits at ``;`` (or a tab) into two or
+    more named columns (Excel writes ``;`` in locales whose decimal mark is a comma). So a
+    one-column header with a ``;`` in its name reads as ``;``-separated."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in header:
+        return ","
+    for delimiter in OTHER_DELIMITERS:
+        try:
+            names = next(csv.reader([header], delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            continue
+        if len(names) >= 2 and all(n.strip() for n in names):
+            return delimiter
+    return ","
+
+
+def _folded(name: str) -> str:
+    return "".join(name.lower().split()).replace("_", "").replace("-", "")
+
+
+def near_misses(columns: list[str], names) -> dict[str, str]:
+    """Columns that would be one of ``names`` but for case, spaces, ``_`` or ``-`` (``Text``,
+    ``IMAGE``, ``Speaker ``), each with the name it resembles; only where that name is not a
+    column itself."""
+    by_fold = {_folded(n): n for n in names}
+    return {c: by_fold[_folded(c)] for c in columns
+            if c not in by_fold.values() and _folded(c) in by_fold and by_fold[_folded(c)] not in columns}
 
 
 def _cell(value: str | None) -> str:
@@ -57,15 +127,13 @@ def read_manifest(path: str | Path) -> Manifest:
         raise BadManifest(f"{path}: is a folder; pass the manifest CSV inside it")
     try:
         # decoded from bytes: read_text() would turn a quoted "\r" into "\n"
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadManifest(f"{path}: not a UTF-8 text file (byte {exc.start}; is it really a CSV?)") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise BadManifest(f"{path}: cannot read ({exc.strerror})") from None
-    if "\x00" in text:
-        raise BadManifest(f"{path}: contains NUL bytes; not a CSV text file")
+    text, encoding = decode_text(raw, path)
+    delimiter = sniff_delimiter(text)
     # newline="" keeps \r, \u2028 and friends inside quoted cells; str.splitlines() would cut there
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
     records = _records(reader, path)
     try:
         header = next(records)
@@ -79,12 +147,13 @@ def read_manifest(path: str | Path) -> Manifest:
     for number, cells in enumerate(records, start=1):
         if len(cells) > len(columns):
             raise BadManifest(f"{path}: row {number}: {len(cells)} cells but the header has "
-                              f"{len(columns)} column{'s' if len(columns) != 1 else ''} (an unquoted comma?)")
+                              f"{len(columns)} column{'s' if len(columns) != 1 else ''} (an unquoted "
+                              f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))}?)")
         cells = cells + [""] * (len(columns) - len(cells))
         rows.append({c: _cell(v) for c, v in zip(columns, cells)})
     if not rows:
         raise BadManifest(f"{path}: no data rows")
-    return Manifest(path=path, columns=columns, rows=rows)
+    return Manifest(path=path, columns=columns, rows=rows, encoding=encoding, delimiter=delimiter)
 
 
 def _records(reader, path: Path):

@@ -17,6 +17,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,13 +35,14 @@ from .dataset import Progress, TensorData, _no_progress, load_tensors, split_ind
 from .device import (Distributed, any_rank, average_parameters, barrier, check_compile_possible,
                      dump_rank_state, gather_sums, init_distributed, resolve_device,
                      shutdown_distributed)
-from .errors import TrainingDiverged, UsageError
+from .errors import DataWarning, TrainingDiverged, UsageError
 from .labels import fit_label_names, label_ids
-from .manifest import read_manifest
+from .manifest import METADATA_COLUMNS, near_misses, read_manifest
 from .modality import Modality
 from .models import AutoencoderModel
 from .plugins import Registry, get_registry
 from .run import CONFIG, build_model, build_modalities, check_plugins, plugin_versions, read_config, save_run
+from .verdict import announce, training_verdict, write_verdict
 
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint"
@@ -102,6 +104,12 @@ def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit
                  progress: Progress = _no_progress) -> PreparedData:
     """Validate and decode the manifest, fit the modalities on the training split if ``fit``."""
     manifest = read_manifest(manifest_path)
+    misses = near_misses(manifest.columns, [*registry.modalities, *METADATA_COLUMNS])
+    for column, name in misses.items():
+        warnings.warn(DataWarning(f"{manifest_path}: column '{column}' is not used; columns are "
+                                  f"matched exactly, so it is not the '{name}' "
+                                  f"{'modality' if name in registry.modalities else 'column'}: "
+                                  f"rename it '{name}' to use it"), stacklevel=2)
     if not config.model.modalities:
         config.model.modalities = [c for c in manifest.columns if c in registry.modalities]
         if not config.model.modalities:
@@ -111,7 +119,8 @@ def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit
     for name in config.model.modalities:
         registry.modality(name)
         if not manifest.has(name):
-            raise UsageError(f"{manifest_path}: no column '{name}' (columns: {', '.join(manifest.columns)})")
+            hint = next((f"; rename '{c}' to '{name}'" for c, n in misses.items() if n == name), "")
+            raise UsageError(f"{manifest_path}: no column '{name}' (columns: {', '.join(manifest.columns)}{hint})")
     modalities = build_modalities(config, registry)
     if not fit:
         for name, mod in modalities.items():
@@ -224,6 +233,16 @@ def _describe_data(config: RunConfig, manifest_path: Path, data: PreparedData, c
                    held_out_rows=list(data.validation.rows))
 
 
+def held_out_note(train_rows: int, validation_rows: int, fraction: float) -> str:
+    """What training says about the rows it held out."""
+    total = train_rows + validation_rows
+    if validation_rows == 0:
+        return (f"held out no rows for validation ({total} rows; a split needs at least 10): the "
+                f"validation figures and `polyvae evaluate` on this manifest use training rows")
+    return (f"held out {validation_rows} of {total} rows for validation ([train] validation_fraction "
+            f"{fraction:g}); `polyvae evaluate` on this manifest is measured on them")
+
+
 def _diverged(what: str, epoch: int, step: int | None, run_dir: Path, last_good: int) -> TrainingDiverged:
     where = f"in epoch {epoch + 1}, step {step + 1}" if step is not None else f"at the end of epoch {epoch + 1}"
     kept = (f"{run_dir} keeps epoch {last_good}, the last good one" if last_good > 0
@@ -246,6 +265,11 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     for mod in data.modalities.values():
         for note in mod.notes():
             hooks.log(note)
+    hooks.log(held_out_note(len(data.train), len(data.validation), config.train.validation_fraction))
+    unused = [c for c in data.train.metadata if c not in METADATA_COLUMNS]
+    if unused:
+        hooks.log(f"not trained on (kept as metadata): column{'s' if len(unused) > 1 else ''} "
+                  f"{', '.join(repr(c) for c in unused)}")
     if len(data.train) < ctx.world_size:
         raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
     config.modality_states = {m: mod.state() for m, mod in data.modalities.items()}
@@ -258,6 +282,12 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     config.data = _describe_data(config, manifest_path, data, ctx)
     torch.manual_seed(seed)
     model = build_model(config, data.modalities, registry).to(device)
+    batch_size = model.training_batch_size(len(data.train), config.train.batch_size)
+    if batch_size != config.train.batch_size:
+        size = f"all {len(data.train)} training rows at once" if batch_size >= len(data.train) \
+            else f"batches of {batch_size} rows"
+        hooks.log(f"--model {config.model.model} trains on {size} "
+                  f"(--batch-size {config.train.batch_size} is not used)")
     # fused Adam: one kernel for all parameters instead of ~10 small ops per tensor
     # (about a sixth of a small MLP step on CPU; benchmarks/RESULTS.md)
     optimizer = (torch.optim.Adam(model.parameters(), lr=config.train.learning_rate,
@@ -287,7 +317,7 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
         fully_paired = all(bool(p.all()) for p in data.train.present.values())
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       find_unused_parameters=not fully_paired)
-    local_bs = max(1, config.train.batch_size // ctx.world_size)
+    local_bs = max(1, batch_size // ctx.world_size)
     if config.train.micro_batches < 1:
         raise UsageError(f"micro_batches must be at least 1, got {config.train.micro_batches}")
     micro = config.train.micro_batches if optimizer is not None else 1
@@ -326,6 +356,10 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
             if hooks.on_epoch_end:
                 hooks.on_epoch_end(EpochReport(epoch + 1, metrics, model, data, run_dir))
     model.eval()
+    if ctx.is_main and history:
+        findings = training_verdict(model, history, data.train, data.validation, device, run_dir)
+        announce(findings, hooks.log)
+        write_verdict(run_dir, findings)
     dump_rank_state(model, ctx, run_dir)
     barrier(ctx)
     return model

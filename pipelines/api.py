@@ -64,7 +64,7 @@ def train(run_dir: str | Path, data: str | Path | None = None, *, config: str | 
           device: str | None = None, resume: bool = False, shared_decoder: bool | None = None,
           on_bad_input: str | None = None, autocast: str | None = None, compile: bool | None = None,
           reconstruct: str | None = None, modality_options: dict[str, dict[str, Any]] | None = None,
-          progress: bool = True, plots: bool = True) -> "Run | None":
+          log: str | Sequence[str] | None = None, progress: bool = True, plots: bool = True) -> "Run | None":
     """Train a model on the manifest ``data`` into ``run_dir``; returns the trained :class:`Run`.
 
     Writes the same run directory as ``polyvae train``: ``config.json``, ``model.safetensors``,
@@ -73,7 +73,13 @@ def train(run_dir: str | Path, data: str | Path | None = None, *, config: str | 
     ``config`` (a JSON/TOML file, or a dict with sections ``model``, ``train``,
     ``modality_options``). ``resume=True`` continues ``run_dir`` after its last complete epoch,
     on its own manifest unless ``data`` is given. ``progress`` shows bars and a line per
-    epoch on stderr. Under ``torchrun`` only rank 0 returns the run (others return None).
+    epoch on stderr. ``log="tensorboard"`` also writes TensorBoard event files to
+    ``run_dir/tensorboard/`` (losses, samples, the latent projector). Under ``torchrun`` only
+    rank 0 returns the run (others return None).
+
+    Data read other than as written, and the verdict on the finished run (undertrained,
+    collapsed, ...), come as :class:`polyvae.PolyvaeWarning` warnings; the verdict is also in
+    ``run.verdict``.
 
     Example::
 
@@ -100,7 +106,7 @@ def train(run_dir: str | Path, data: str | Path | None = None, *, config: str | 
                   "reconstruct": reconstruct},
         "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                   "seed": seed, "device": device, "on_bad_input": on_bad_input, "autocast": autocast,
-                  "compile": compile},
+                  "compile": compile, "log": [log] if isinstance(log, str) else (list(log) if log else None)},
         "modality_options": dict(modality_options or {}),
     }
     run_config = config if isinstance(config, RunConfig) else build_config(config, overrides)
@@ -210,6 +216,14 @@ class Run:
         except UsageError:
             return []
         return load_table(self._run, self.device).names
+
+    @property
+    def verdict(self) -> list[str]:
+        """What training concluded about the run (``RUN/verdict.json``): one line per problem
+        (undertrained, collapsed generations, a looping text decoder, ...) with what to change,
+        and notes such as linear-ae's distance from PCA. Empty: nothing to report."""
+        from polyvae.core.verdict import read_verdict
+        return [f.message for f in read_verdict(self.path)]
 
     def __repr__(self) -> str:
         m = self.config.model

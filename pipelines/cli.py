@@ -12,12 +12,14 @@ and attached, by loading the plugins, only when one of them runs.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import warnings
 
 import click
 
 from polyvae.core import __version__
-from polyvae.core.errors import BadInput, PolyvaeError
+from polyvae.core.errors import BadInput, PolyvaeError, PolyvaeWarning
 
 #: modules that each define a click command (or group) named ``command``
 COMMAND_MODULES: tuple[str, ...] = (
@@ -115,9 +117,28 @@ def build_cli() -> click.Group:
     return cli
 
 
+def _one_line_warnings(show_other):
+    """A ``warnings.showwarning`` that prints polyvae's own warnings as one line on stderr
+    and hands any other to ``show_other``."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, PolyvaeWarning):
+            click.echo(f"Warning: {message}", err=True)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns domain errors into exit code 2."""
     group = build_cli()
+    with warnings.catch_warnings():
+        # every warning, every time (not once per place); under torchrun rank 0 speaks for all
+        warnings.simplefilter("always" if os.environ.get("RANK", "0") == "0" else "ignore", PolyvaeWarning)
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        _run(group, argv)
+
+
+def _run(group: click.Group, argv: list[str] | None) -> None:
     try:
         group.main(args=argv, prog_name="polyvae", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -11,6 +11,8 @@ from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.models import PRIOR
 from polyvae.core.run import LoadedRun
 
+from .run_data import notes_as_warnings
+
 
 def given_batch(run: LoadedRun, rows: list[Mapping[str, Any]], n: int = 1, device="cpu") -> Batch:
     """A batch of ``len(rows) * n`` rows: each given row repeated ``n`` times, holding its
@@ -32,14 +34,15 @@ def given_batch(run: LoadedRun, rows: list[Mapping[str, Any]], n: int = 1, devic
         if not which:
             continue
         raws = []
-        for i in which:
-            value = rows[i][m]
-            try:
-                raws.append(mod.from_value(value))
-            except BadInput as err:
-                file = value if mod.cell_is_path and isinstance(value, (str, Path)) else None
-                raise err.located(file=file, modality=m) from None
-        x = mod.preprocess(raws)
+        with notes_as_warnings([mod]):          # e.g. a clip longer than the run models
+            for i in which:
+                value = rows[i][m]
+                try:
+                    raws.append(mod.from_value(value))
+                except BadInput as err:
+                    file = value if mod.cell_is_path and isinstance(value, (str, Path)) else None
+                    raise err.located(file=file, modality=m) from None
+            x = mod.preprocess(raws)
         if not bool(torch.isfinite(x.float()).all()):
             raise BadInput("non-finite values after preprocessing", modality=m)
         spec = run.config.data.tensors.get(m)

@@ -1,6 +1,8 @@
 """Reading data with a trained run's fitted modalities: a manifest, or rows given in Python."""
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -8,8 +10,8 @@ import torch
 
 from polyvae.core.batch import partial_batch
 from polyvae.core.dataset import TensorData, load_tensors, split_indices
-from polyvae.core.errors import BadInput, BadManifest
-from polyvae.core.manifest import read_manifest
+from polyvae.core.errors import BadInput, BadManifest, DataWarning
+from polyvae.core.manifest import near_misses, read_manifest
 from polyvae.core.run import LoadedRun
 
 from .ui import progress as default_progress
@@ -21,16 +23,38 @@ def read_rows(run: LoadedRun, manifest_path: Path, on_bad_input: str = "fail",
     modality the manifest has no column for is missing in every row."""
     manifest = read_manifest(manifest_path)
     present = {m: mod for m, mod in run.modalities.items() if manifest.has(m)}
+    misses = near_misses(manifest.columns, [m for m in run.modalities if m not in present])
+    for column, name in misses.items():
+        warnings.warn(DataWarning(f"{manifest_path}: column '{column}' is not the run's '{name}' modality "
+                                  f"(columns are matched exactly); rename it '{name}' to use it"), stacklevel=2)
     if not present:
         raise BadManifest(f"{manifest_path}: none of the run's modalities "
                           f"({', '.join(run.modalities)}) is a column")
-    data = load_tensors(manifest, present, on_bad_input, fit_rows=None, progress=progress)
+    with notes_as_warnings(present.values()):
+        data = load_tensors(manifest, present, on_bad_input, fit_rows=None, progress=progress)
     return _with_every_modality(run, data)
+
+
+@contextlib.contextmanager
+def notes_as_warnings(modalities):
+    """What the modalities note about the data read inside the block (audio: clips longer
+    than the run models, and so cut) as :class:`DataWarning` warnings."""
+    before = {id(mod): set(mod.notes()) for mod in modalities}
+    yield
+    for mod in modalities:
+        for note in mod.notes():
+            if note not in before[id(mod)]:
+                warnings.warn(DataWarning(note), stacklevel=4)
 
 
 def rows_from_values(run: LoadedRun, rows: list[Mapping[str, Any]]) -> TensorData:
     """Rows given as dicts (modality -> a path, a string, an in-memory value; other keys are
     metadata such as ``label``), preprocessed like a manifest's rows."""
+    with notes_as_warnings(run.modalities.values()):
+        return _rows_from_values(run, rows)
+
+
+def _rows_from_values(run: LoadedRun, rows: list[Mapping[str, Any]]) -> TensorData:
     values: dict[str, list] = {m: [] for m in run.modalities}
     which: dict[str, list[int]] = {m: [] for m in run.modalities}
     metadata: dict[str, list[str]] = {}

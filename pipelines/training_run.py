@@ -11,6 +11,7 @@ from polyvae.core.config import RunConfig, load_config_file
 from polyvae.core.training import EpochReport, TrainingHooks, train
 from polyvae.core.device import Distributed
 
+from .tracking import TensorBoardLog, check_loggers
 from .ui import progress, step_bar
 
 
@@ -45,11 +46,17 @@ def run_training(run_dir: Path, manifest: Path, config: RunConfig, resume: bool 
     main_process = os.environ.get("RANK", "0") == "0"
 
     last: list[EpochReport] = []
+    check_loggers(config.train.log)
+    tensorboard: list[TensorBoardLog] = []
 
     def on_epoch(report: EpochReport) -> None:
         last[:] = [report]
         if not quiet:
             click.echo(epoch_line(report.metrics), err=True)
+        if "tensorboard" in config.train.log:
+            if not tensorboard:                # made at the first epoch: only rank 0 gets here
+                tensorboard.append(TensorBoardLog(run_dir, config.train.epochs))
+            tensorboard[0].epoch(report)
         if plots:
             try:
                 from .plots import write_epoch_plots
@@ -63,7 +70,11 @@ def run_training(run_dir: Path, manifest: Path, config: RunConfig, resume: bool 
         on_epoch_end=on_epoch,
         log=(lambda msg: click.echo(msg, err=True)) if main_process else (lambda msg: None),
     )
-    model = train(run_dir, manifest, config, resume=resume, hooks=hooks)
+    try:
+        model = train(run_dir, manifest, config, resume=resume, hooks=hooks)
+    finally:
+        for log in tensorboard:
+            log.close()
     if main_process and last:
         _write_singers(run_dir, manifest, model, last[0], quiet)
     return model

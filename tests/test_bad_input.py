@@ -238,7 +238,7 @@ CASES = [
     Case("modality with no column (--modalities audio)", absent_column, "no column 'audio'", "manifest.csv", None),
     Case("manifest with no usable rows", no_usable_rows, "no usable rows", "manifest.csv", None),
     Case("every row bad, with --on-bad-input skip", every_row_bad, "no usable rows", "manifest.csv", None),
-    Case("manifest that is not UTF-8 (a PNG)", not_utf8, "not a UTF-8 text file", "0001.png", None),
+    Case("manifest that is not text (a PNG)", not_utf8, "not a text file (a NUL byte", "0001.png", None),
     Case("manifest that is not CSV (YAML)", not_csv, "no column is an installed modality", "data.yaml", None),
     Case("row with more cells than the header", extra_cells, "4 cells but the header has 3 columns", "manifest.csv", 4),
     Case("unclosed quote", unclosed_quote, "malformed CSV", "manifest.csv", 9),

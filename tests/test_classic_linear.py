@@ -45,7 +45,7 @@ def test_learns_the_principal_subspace_of_digits(k):
 
 def test_adam_on_minibatches_descends_towards_pca():
     x, _ = digits()
-    model = build(LinearAutoencoder, latent_dim=4)
+    model = build(LinearAutoencoder, latent_dim=4, extra={"optimizer": "loop"})
     assert model.uses_backprop is True
     before = compare_with_pca(model, x)
     fit(model, x, epochs=6, lr=1e-2)

@@ -21,7 +21,8 @@ cell_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charac
 tricky = st.sampled_from(["", ",", '"', '""', "\n", "\r", "\r\n", " ", "a,b", 'say "hi"', "\u2028",
                           "\x85", "\x1c", "\ufeff", "é", "日本語", "🙂", "line1\nline2", "tab\there"])
 cells = st.one_of(tricky, cell_text)
-column_name = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Cc"), blacklist_characters="\ufeff"),
+# no ";": a one-column header "a;b" is read as two ";"-separated columns (test_bad_input.py)
+column_name = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Cc"), blacklist_characters="\ufeff;"),
                       min_size=1, max_size=8).filter(lambda c: c.strip() == c)
 
 

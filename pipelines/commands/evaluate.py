@@ -41,5 +41,5 @@ def command(run_dir: Path, manifest: Path, as_json: bool, seed: int, device: str
     result = api.load(run_dir, device=device).evaluate(manifest, seed=seed, progress=True)
     if as_json:
         echo_json(result)
-    else:
-        _print_table(result)
+    else:       # the verdict's lines are on stderr already, as warnings
+        _print_table({k: v for k, v in result.items() if k != "verdict"})

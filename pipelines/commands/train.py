@@ -45,10 +45,14 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
               help="What each MVAE subset term reconstructs: every observed modality (better "
                    "cross-modal generation) or only the subset's own (Wu & Goodman; fewer decoder "
                    "passes, faster). [default: all]")
+@click.option("--log", "loggers", multiple=True, type=click.Choice(["tensorboard"]),
+              help="Also log to TensorBoard: RUN_DIR/tensorboard/ gets the losses every epoch, sample "
+                   "images, audio and text, and the latent projector (tensorboard --logdir RUN_DIR/tensorboard). "
+                   "metrics.jsonl is always written.")
 @click.option("--quiet", is_flag=True, help="No progress bars or epoch lines.")
 def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, latent_dim, batch_size,
             learning_rate, beta, seed, device, config_file, resume, shared_decoder, on_bad_input,
-            autocast, compile_, reconstruct, quiet) -> None:
+            autocast, compile_, reconstruct, loggers, quiet) -> None:
     """Train a model on MANIFEST into RUN_DIR.
 
     RUN_DIR gets config.json, model.safetensors (after every epoch), metrics.jsonl,
@@ -61,6 +65,7 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
       polyvae train runs/ae --data data/manifest.csv --model conv-ae --modalities image
       polyvae train runs/mvae --resume                 # continue after the last complete epoch
       polyvae train runs/fast --data data/manifest.csv --autocast bf16 --compile
+      polyvae train runs/mvae --data data/manifest.csv --log tensorboard
       torchrun --nproc_per_node 2 .venv/bin/polyvae train runs/ddp --data data/manifest.csv
     """
     try:
@@ -68,7 +73,7 @@ def command(run_dir: Path, manifest: Path, model, modalities, fusion, epochs, la
                   fusion=fusion, epochs=epochs, latent_dim=latent_dim, batch_size=batch_size,
                   learning_rate=learning_rate, beta=beta, seed=seed, device=device, resume=resume,
                   shared_decoder=shared_decoder, on_bad_input=on_bad_input, autocast=autocast,
-                  compile=compile_, reconstruct=reconstruct, progress=not quiet)
+                  compile=compile_, reconstruct=reconstruct, log=list(loggers) or None, progress=not quiet)
     except KeyboardInterrupt:
         click.echo(f"Interrupted. {interrupted_note(run_dir)}", err=True)
         sys.exit(130)

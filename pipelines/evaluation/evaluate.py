@@ -18,6 +18,7 @@ from polyvae.core.manifest import read_manifest
 from polyvae.core.models import DECODE, LIKELIHOOD, PRIOR
 from polyvae.core.run import LoadedRun
 from polyvae.core.training import evaluate_loss
+from polyvae.core.verdict import announce, evaluation_verdict
 
 from .classifiers import ModalityClassifier
 from .coherence import coherence_table, fit_classifiers, joint_coherence, labelled
@@ -164,7 +165,8 @@ def evaluate_run(run: LoadedRun, manifest: Path | list, device: torch.device, se
     in_python = not isinstance(manifest, (str, Path))
     data = rows_from_values(run, list(manifest)) if in_python else read_rows(run, manifest, **kwargs)
     notes = []
-    if not in_python and is_training_manifest(run, manifest):
+    on_training_manifest = not in_python and is_training_manifest(run, manifest)
+    if on_training_manifest:
         reference, rows = held_out(run, data)
         if len(rows) == 0:
             reference, rows = data, data
@@ -192,4 +194,7 @@ def evaluate_run(run: LoadedRun, manifest: Path | list, device: torch.device, se
         if part:
             result.update(part)
     result["notes"] = ctx.notes
+    findings = evaluation_verdict(run.model, rows, device, on_training_manifest)
+    result["verdict"] = [f.message for f in findings]
+    announce(findings)
     return result

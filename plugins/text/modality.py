@@ -1,16 +1,18 @@
 """Text cells as character ids; the vocabulary is fitted on training texts and saved with the run."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.errors import BadInput, DataWarning, UsageError
 from polyvae.core.modality import Modality, with_defaults
 
 from .networks import CNNTextEncoder, GRUTextEncoder, TextDecoder
+from .repetition import LOOPING_SHARE, loop_in, looping_share, shorten
 from .vocabulary import PAD, Vocabulary
 
 OPTIONS = {"max_length": 64, "encoder": "cnn", "embed": 64, "hidden": 128, "private_dim": 0}
@@ -58,6 +60,15 @@ class TextModality(Modality):
         return list(self._notes)
 
     def preprocess(self, raws: list[str]) -> torch.Tensor:
+        """Character ids; characters the vocabulary lacks become ``<unk>``, with a warning naming them."""
+        unknown = self._vocab().unknown(raws, self.length)
+        if unknown:
+            named = ", ".join(repr(c) for c in sorted(unknown, key=lambda c: (-unknown[c], c))[:12])
+            more = f" and {len(unknown) - 12} more" if len(unknown) > 12 else ""
+            texts = sum(1 for t in raws if set(t[: self.length - 1]) - self._vocab().index.keys())
+            warnings.warn(DataWarning(
+                f"text: characters not seen in training are read as <unk> (unknown): {named}{more} "
+                f"(in {texts} of {len(raws)} text{'s' if len(raws) != 1 else ''})"), stacklevel=2)
         return self._vocab().encode(raws, self.length)
 
     def state(self) -> dict[str, Any]:
@@ -105,6 +116,27 @@ class TextModality(Modality):
 
     def render(self, x: torch.Tensor, path: Path) -> None:
         Path(path).write_text(self.to_text(x) + "\n", encoding="utf-8")
+
+    def symptoms(self, decoded: torch.Tensor, real: torch.Tensor, what: str) -> list:
+        """Decoded texts that loop ("The triangle triangle triangle") far more often than
+        the real ones do, or that are nearly all the same text."""
+        from polyvae.core.verdict import Symptom
+
+        texts, truth = self.to_values(decoded), self.to_values(real)
+        found = []
+        share, real_share = looping_share(texts), looping_share(truth)
+        if share >= LOOPING_SHARE and share > 2 * real_share + 0.1:
+            example = next(t for t in texts if loop_in(t) is not None)
+            looping = sum(loop_in(t) is not None for t in texts)
+            found.append(Symptom("repeats", self.name, f"text {what} repeat themselves: {looping} of "
+                                 f"{len(texts)} loop (e.g. '{shorten(example)}'; real texts: "
+                                 f"{real_share:.0%})", share, share))
+        distinct, real_distinct = len(set(texts)), len(set(truth))
+        if len(texts) >= 4 and real_distinct >= 4 and distinct <= 0.25 * real_distinct:
+            found.append(Symptom("identical", self.name, f"text {what} are nearly all alike: {distinct} "
+                                 f"different among {len(texts)} (the real rows have {real_distinct})",
+                                 distinct / real_distinct, 1 - distinct / real_distinct))
+        return found
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Share of positions (up to the target's end) where the characters differ."""

@@ -33,6 +33,15 @@ class Vocabulary:
             ids[row, : len(codes)] = torch.tensor(codes)
         return ids
 
+    def unknown(self, texts: list[str], length: int) -> dict[str, int]:
+        """Characters of ``texts`` (within their first ``length - 1``, what :meth:`encode`
+        keeps) that are not in the vocabulary, with the number of texts each is in."""
+        found: dict[str, int] = {}
+        for text in texts:
+            for c in set(text[: length - 1]) - self.index.keys():
+                found[c] = found.get(c, 0) + 1
+        return found
+
     def decode(self, ids: torch.Tensor) -> str:
         """Characters up to the first EOS (specials other than UNK dropped)."""
         out = []

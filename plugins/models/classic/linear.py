@@ -30,16 +30,27 @@ class LinearOptions:
     #: subtract the running mean of the training inputs before encoding and add it back after
     #: decoding, as PCA does; the learnt map is the same, the optimisation far better conditioned
     center: bool = True
-    #: "loop": the training loop's optimiser (Adam, one step per batch), like every model;
+    #: "auto": "lbfgs" on every training row at once (one step per epoch, whatever
+    #: --batch-size says) when they fit in :data:`FULL_BATCH_ELEMENTS`, else "loop";
     #: "lbfgs": the model runs ``lbfgs_iterations`` L-BFGS iterations on each training batch
     #: itself (full-batch gradient descent when --batch-size covers the data; converges to the
-    #: principal subspace in seconds where Adam's constant step leaves a few degrees of noise)
-    optimizer: str = "loop"
+    #: principal subspace in seconds where Adam's constant step leaves a few degrees of noise);
+    #: "loop": the training loop's optimiser (Adam, one step per batch), like every model
+    optimizer: str = "auto"
     lbfgs_iterations: int = 100
 
     def __post_init__(self):
-        check_choice("linear-ae", "optimizer", self.optimizer, ("loop", "lbfgs"))
+        check_choice("linear-ae", "optimizer", self.optimizer, ("auto", "lbfgs", "loop"))
         check_range("linear-ae", "lbfgs_iterations", self.lbfgs_iterations, 1, 100_000)
+
+
+#: "auto" trains on all rows at once up to this many values (rows x features; 512 MiB of
+#: float32, copied once beside the training set already on the device)
+FULL_BATCH_ELEMENTS = 1 << 27
+#: values per chunk of a full-batch loss evaluation (bounds the activations' memory)
+CHUNK_ELEMENTS = 1 << 22
+#: a final angle to PCA's subspace above this is a warning in the run's verdict
+PCA_ANGLE_WARNING_DEGREES = 1.0
 
 
 class LinearAutoencoder(ClassicAutoencoder):
@@ -76,6 +87,15 @@ class LinearAutoencoder(ClassicAutoencoder):
         # the instance attribute overrides the class default the training loop reads
         self.uses_backprop = self.options.optimizer == "loop"
         self._lbfgs: torch.optim.LBFGS | None = None
+
+    def training_batch_size(self, rows: int, requested: int) -> int:
+        """``optimizer: auto``: every row in one batch when they fit, else Adam on ``requested``."""
+        if self.options.optimizer != "auto":
+            return requested
+        if rows * self.n_features <= FULL_BATCH_ELEMENTS:
+            return rows
+        self.uses_backprop = True
+        return requested
 
     def encode_x(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.flatten(1) - self.data_mean)
@@ -123,11 +143,19 @@ class LinearAutoencoder(ClassicAutoencoder):
                                             line_search_fn="strong_wolfe")
         world = _world_size()
 
+        rows = x[present]
+        step = max(1, CHUNK_ELEMENTS // self.n_features)
+
         def closure() -> torch.Tensor:
             self._lbfgs.zero_grad()
-            # squared error summed over a row's elements: the same optimum, better scaled steps
-            loss = self.loss(x, present) * self.n_features
-            loss.backward()
+            # squared error summed over a row's elements: the same optimum, better scaled steps;
+            # in chunks of rows, so a full batch costs no more activation memory than a small one
+            loss = torch.zeros((), device=x.device)
+            for start in range(0, rows.shape[0], step):
+                part = rows[start:start + step]
+                chunk = row_mse(self.reconstruct_x(part), part).sum() * (self.n_features / rows.shape[0])
+                chunk.backward()
+                loss += chunk.detach()
             if world > 1:  # every rank steps on the mean gradient, so the replicas stay equal
                 import torch.distributed as dist
                 for p in self.parameters():
@@ -140,6 +168,27 @@ class LinearAutoencoder(ClassicAutoencoder):
 
         with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
             self._lbfgs.step(closure)
+
+    def training_verdict(self, train, device) -> list:
+        """How far training ended from PCA's subspace of the training rows: a note, or a
+        warning with what to change when it is more than a degree."""
+        from polyvae.core.verdict import Finding
+
+        x = train.data[self.modality_name][train.present[self.modality_name]]
+        if x.shape[0] <= self.decoder.weight.shape[1]:
+            return []
+        result = compare_with_pca(self, x)
+        line = (f"linear-ae ended {result.max_angle_degrees:.3g} degrees from PCA's principal subspace of "
+                f"the {x.shape[0]} training rows (largest principal angle; its MSE is "
+                f"{100 * result.relative_excess:.2g}% above PCA's)")
+        if result.max_angle_degrees <= PCA_ANGLE_WARNING_DEGREES:
+            return [Finding("pca", line, result.max_angle_degrees, level="note")]
+        advice = ("train longer (--epochs), or set [model.extra] optimizer = \"lbfgs\" with "
+                  "--batch-size at least the number of rows" if self.uses_backprop else
+                  "train longer (--epochs), or raise [model.extra] lbfgs_iterations")
+        return [Finding("pca", f"{line}. To get closer: {advice}. (Where PCA's eigenvalues "
+                        f"k and k+1 are nearly equal the subspace itself is ill-defined.)",
+                        result.max_angle_degrees)]
 
     def evaluation_figures(self, reference, rows, device, seed: int = 0) -> dict:
         """How far the learnt subspace is from PCA's on the reference rows (``pca_comparison``)."""
