@@ -88,3 +88,41 @@ def test_through_the_training_loop(tmp_path):
     data = prepare_data(run.config, manifest, get_registry(), fit=False)
     result = compare_with_pca(run.model, data.train.data["image"])
     assert result.max_angle_degrees < 1.0 and abs(result.relative_excess) < 0.01, result
+
+
+@pytest.mark.parametrize("k", [4, 8, 16])
+def test_default_settings_reach_pca_and_training_says_how_close(tmp_path, k):
+    """No optimizer, batch size or epochs set: full-batch L-BFGS on every row, started inside
+    the data's span; 16x16 images resized from 8x8 digits are wide inputs with few directions
+    of variance, the case where a random start stalled (issue 15)."""
+    from polyvae.core.training import TrainingHooks
+    from polyvae.core.verdict import read_verdict
+
+    manifest = write_digits(tmp_path / "data", n=400, size=16, columns=("image", "label"))
+    config = RunConfig()
+    config.model.model, config.model.modalities, config.model.latent_dim = "linear-ae", ["image"], k
+    config.train.device = "cpu"
+    config.modality_options = {"image": {"size": 16}}
+    said: list[str] = []
+    model = train(tmp_path / "run", manifest, config, hooks=TrainingHooks(log=said.append))
+    assert model.uses_backprop is False
+    assert "--model linear-ae trains on all 360 training rows at once (--batch-size 64 is not used)" in said
+    run = load_run(tmp_path / "run")
+    data = prepare_data(run.config, manifest, get_registry(), fit=False)
+    result = compare_with_pca(run.model, data.train.data["image"])
+    assert result.max_angle_degrees < 1.0 and abs(result.relative_excess) < 0.01, result
+    (note,) = [f for f in read_verdict(tmp_path / "run") if f.check == "pca"]
+    assert note.level == "note" and note.figure == pytest.approx(result.max_angle_degrees, rel=1e-3)
+    assert note.message in said
+    assert note.message.startswith("linear-ae ended ") and \
+        "degrees from PCA's principal subspace of the 360 training rows" in note.message
+
+
+def test_a_run_far_from_pca_is_a_warning_that_says_what_to_change():
+    x, _ = digits()
+    model = build(LinearAutoencoder, latent_dim=4, extra={"optimizer": "loop"})     # untrained: far away
+    from polyvae.core.dataset import TensorData
+    (finding,) = model.training_verdict(TensorData({"array": x}, {"array": torch.ones(len(x), dtype=torch.bool)},
+                                                   list(range(len(x)))), "cpu")
+    assert finding.level == "warning" and finding.figure > 1.0
+    assert "To get closer: train longer (--epochs), or set [model.extra] optimizer = \"lbfgs\"" in finding.message
