@@ -8,6 +8,11 @@ import soundfile as sf
 from polyvae.core.errors import BadInput
 from polyvae.plugins.audio.modality import AudioModality
 
+
+def ClipAudio(**options):
+    """The clip model (one clip-level code), what these tests were written for."""
+    return AudioModality(model="clip", **options)
+
 SR = 16000
 
 
@@ -32,7 +37,7 @@ def test_formats_rates_and_channels(tmp_path):
     if "VORBIS" in sf.available_subtypes("OGG"):
         sf.write(tmp_path / "clip.ogg", tone(48000, 1.0, 600), 48000, format="OGG", subtype="VORBIS")
         expected["clip.ogg"] = 600
-    mod = AudioModality()
+    mod = ClipAudio()
     for name, f0 in expected.items():
         clip = mod.read(name, tmp_path)
         assert clip.shape == (SR,) and clip.dtype == np.float32, name
@@ -43,7 +48,7 @@ def test_formats_rates_and_channels(tmp_path):
 def test_resampling_is_clean(tmp_path):
     """soxr-quality resampling: a 44.1 kHz tone lands at 16 kHz without audible images or loss."""
     sf.write(tmp_path / "a.wav", tone(44100, 1.0, 1000), 44100)
-    clip = AudioModality(peak_normalize=False).read("a.wav", tmp_path)
+    clip = ClipAudio(peak_normalize=False).read("a.wav", tmp_path)
     reference = tone(SR, 1.0, 1000)
     middle = slice(1000, 15000)                                   # away from the edges
     assert np.max(np.abs(clip[middle] - reference[middle])) < 1e-3
@@ -52,7 +57,7 @@ def test_resampling_is_clean(tmp_path):
 def test_mono_mix_and_level_kept_without_normalisation(tmp_path):
     left = tone(SR, 1.0, 440, 0.5)
     sf.write(tmp_path / "s.wav", np.stack([left, np.zeros_like(left)], axis=1), SR, subtype="FLOAT")
-    clip = AudioModality(peak_normalize=False).read("s.wav", tmp_path)
+    clip = ClipAudio(peak_normalize=False).read("s.wav", tmp_path)
     np.testing.assert_allclose(clip, 0.5 * left, atol=1e-6)
 
 
@@ -61,19 +66,19 @@ def test_length_policies(tmp_path):
     sf.write(tmp_path / "long.wav", np.concatenate([first, second]), SR, subtype="FLOAT")
     sf.write(tmp_path / "short.wav", tone(SR, 0.5, 300), SR, subtype="FLOAT")
 
-    trim = AudioModality(peak_normalize=False)
+    trim = ClipAudio(peak_normalize=False)
     np.testing.assert_allclose(trim.read("long.wav", tmp_path), first, atol=1e-6)
     padded = trim.read("short.wav", tmp_path)
     assert np.abs(padded[:8000]).max() > 0.4 and np.all(padded[8000:] == 0)
 
-    center = AudioModality(peak_normalize=False, length_policy="center-crop")
+    center = ClipAudio(peak_normalize=False, length_policy="center-crop")
     middle = center.read("long.wav", tmp_path)
     np.testing.assert_allclose(middle, np.concatenate([first, second])[8000:24000], atol=1e-6)
     centred = center.read("short.wav", tmp_path)
     assert np.all(centred[:4000] == 0) and np.all(centred[12000:] == 0)
     assert np.abs(centred[4000:12000]).max() > 0.4
 
-    other = AudioModality(duration=0.25, sample_rate=8000)
+    other = ClipAudio(duration=0.25, sample_rate=8000)
     assert other.read("long.wav", tmp_path).shape == (2000,)
 
 
@@ -140,11 +145,11 @@ def _write_bad(tmp_path, kind: str) -> str:
 def test_bad_files_give_one_line_reasons(tmp_path, kind, reason):
     name = _write_bad(tmp_path, kind)
     with pytest.raises(BadInput, match=reason) as info:
-        AudioModality().read(name, tmp_path)
+        ClipAudio().read(name, tmp_path)
     assert "\n" not in info.value.reason and info.value.file is None   # the caller adds the file
 
 
 def test_center_crop_reaches_sound_that_pad_trim_misses(tmp_path):
     name = _write_bad(tmp_path, "silent-part")                       # 2 s silence, then 2 s tone
-    clip = AudioModality(length_policy="center-crop").read(name, tmp_path)
+    clip = ClipAudio(length_policy="center-crop").read(name, tmp_path)
     assert np.all(clip[:SR // 2 - 10] == 0) and np.abs(clip[SR // 2 + 10:]).max() > 0.9

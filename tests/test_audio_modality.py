@@ -13,6 +13,11 @@ import torch
 from clihelp import polyvae
 from polyvae.core.plugins import build_registry
 from polyvae.plugins.audio.modality import AudioModality
+
+
+def ClipAudio(**options):
+    """The clip model (one clip-level code), what these tests were written for."""
+    return AudioModality(model="clip", **options)
 from polyvae.plugins.audio.quality import spectral_convergence
 
 SR = 16000
@@ -34,7 +39,7 @@ def voice(f0: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture
 def fitted():
-    mod = AudioModality()
+    mod = ClipAudio()
     raws = [voice(f, seed=i) for i, f in enumerate([200, 250, 300, 350, 400, 450, 500, 550])]
     raws = [0.95 * r / np.abs(r).max() for r in raws]                 # as read() would leave them
     mod.fit(raws)
@@ -44,14 +49,14 @@ def fitted():
 def test_registered_as_a_plugin():
     registry = build_registry()
     cls = registry.modality("audio")
-    assert cls is AudioModality and cls.extension == "wav" and cls.version == "1" and cls.cell_is_path
+    assert cls is AudioModality and cls.extension == "wav" and cls.version == "2" and cls.cell_is_path
     assert registry.info[("modality", "audio")].package == "polyvae"
 
 
 @pytest.mark.parametrize("private_dim", [0, 3])
 def test_networks_shapes_and_finite_likelihood(fitted, private_dim):
     mod, _, x = fitted
-    mod = AudioModality(private_dim=private_dim)
+    mod = ClipAudio(private_dim=private_dim)
     mod.load_state({**fitted[0].state(), "options": {**fitted[0].state()["options"], "private_dim": private_dim}})
     encoder, decoder = mod.build_encoder(8), mod.build_decoder(8 + mod.private_dim)
     mu, logvar = encoder(x)
@@ -65,7 +70,7 @@ def test_networks_shapes_and_finite_likelihood(fitted, private_dim):
 
 @pytest.mark.parametrize("likelihood,scale", [("gaussian", "per-bin"), ("laplace", "global")])
 def test_log_likelihood_matches_torch_distributions(fitted, likelihood, scale):
-    mod = AudioModality(likelihood=likelihood, likelihood_scale=scale)
+    mod = ClipAudio(likelihood=likelihood, likelihood_scale=scale)
     mod.load_state({**fitted[0].state(), "options": {**fitted[0].state()["options"],
                                                       "likelihood": likelihood, "likelihood_scale": scale}})
     x = fitted[2][:3]
@@ -83,7 +88,7 @@ def test_log_likelihood_matches_torch_distributions(fitted, likelihood, scale):
 def test_encoder_and_decoder_overfit_a_few_clips(fitted):
     """Eight clips, 40 Adam steps of a deterministic autoencoder: the loss must fall a lot."""
     mod, _, x = fitted
-    small = AudioModality(width=64, hidden=128)
+    small = ClipAudio(width=64, hidden=128)
     small.load_state({**mod.state(), "options": {**mod.state()["options"], "width": 64, "hidden": 128}})
     encoder, decoder = small.build_encoder(8), small.build_decoder(8 + small.private_dim)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=3e-3)
@@ -163,8 +168,8 @@ def test_mvae_trains_and_generates_audio_from_the_cli(tmp_path):
     r = polyvae("generate", run, "--given", "text=low", "--to", "audio", "--n", "2", "--out", tmp_path / "g")
     assert r.code == 0, r.err
     for k in range(2):
-        info = sf.info(tmp_path / "g" / f"audio_{k}.wav")
-        assert (info.samplerate, info.frames) == (SR, SR)
+        info = sf.info(tmp_path / "g" / f"audio_{k}.wav")      # as long as the clip it judges it is
+        assert info.samplerate == SR and 512 <= info.frames <= SR
     r = polyvae("generate", run, "--given", f"audio={data / 'clips' / '01.wav'}", "--to", "text",
                 "--out", tmp_path / "t")
     assert r.code == 0, r.err
@@ -185,7 +190,7 @@ def test_spectral_convergence_of_rendering_is_small(fitted):
 def test_notes_say_when_every_clip_is_far_shorter_than_the_duration(tmp_path):
     for i in range(3):
         sf.write(tmp_path / f"{i}.wav", voice(220.0, seconds=0.4, seed=i), SR)
-    mod = AudioModality(duration=2.0)
+    mod = ClipAudio(duration=2.0)
     assert mod.notes() == []                                  # nothing read yet
     for i in range(3):
         mod.read(f"{i}.wav", tmp_path)

@@ -36,6 +36,8 @@ class LoadingConfig:
     length_policy: str = "pad-trim"
     peak_normalize: bool = True
     peak: float = 0.95
+    #: False: a file shorter than ``duration`` keeps its own length (the caller pads it)
+    pad: bool = True
 
     @property
     def num_samples(self) -> int:
@@ -156,6 +158,8 @@ def _fit_length(signal: np.ndarray, offset: float, total: float, config: Loading
         out = signal[begin:begin + n]
         return np.pad(out, (0, n - out.shape[0]))        # rounding can leave a sample short
     signal = signal[:n]
+    if not config.pad:
+        return signal
     missing = n - signal.shape[0]
     before = missing // 2 if config.length_policy == "center-crop" else 0
     return np.pad(signal, (before, missing - before))

@@ -1,6 +1,10 @@
-"""The ``audio`` modality: fixed-length mono clips as normalised log-mel spectrograms.
+"""The ``audio`` modality: mono clips as log-mel spectrograms, with two models (``model``):
 
-Likelihood choice: the decoder predicts the mean of each normalised log-mel value and
+* ``speech`` (default): a clip as a sequence -- per-frame content, a voice latent, pitch as
+  its own stream (:mod:`.speech`); what voice conversion and matching need;
+* ``clip``: one clip-level code of a fixed-length log-mel spectrogram (:mod:`.networks`).
+
+Clip model likelihood choice: the decoder predicts the mean of each normalised log-mel value and
 the model learns one scale per mel bin (``likelihood_scale="per-bin"``, default) or one
 overall; the density is Gaussian (default) or Laplace (``likelihood="laplace"``, more
 forgiving of the occasional loud transient). In log-mel space a Gaussian is a log-normal
@@ -26,37 +30,61 @@ from .loading import (LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Loading
                       read_clip_and_duration)
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
+from .speech import PitchStats, SpeechDecoder, SpeechEncoder, SpeechShape, pitch_track, split
+from .speech import log_likelihood_rows as speech_log_likelihood_rows
 from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 _LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
+MODELS = ("speech", "clip")
+#: what an option left unset (None) means, per model
+MODEL_DEFAULTS = {
+    "speech": {"n_mels": 80, "private_dim": 16, "width": 96, "depth": 3},
+    "clip": {"n_mels": _FEATURES.n_mels, "private_dim": 8, "width": 128, "depth": 2,
+             "hop_length": _FEATURES.hop_length, "n_fft": _FEATURES.n_fft, "duration": _LOADING.duration},
+}
+#: an automatic clip length covers this share of the training clips whole
+AUTO_DURATION_QUANTILE = 0.95
+AUTO_DURATION_STEP = 0.25
 
 
 @dataclass(frozen=True)
 class AudioOptions:
-    """Every option of the audio modality (``modality_options["audio"]`` in a run config)."""
+    """Every option of the audio modality (``modality_options["audio"]`` in a run config).
 
-    # defaults come from the loading and feature configs, so they are written in one place
+    ``model`` picks the networks: ``"speech"`` (default) models a clip as a sequence --
+    content per frame, the voice per clip, pitch as its own stream (:mod:`.speech`);
+    ``"clip"`` is the earlier single clip-level code of a fixed-length log-mel spectrogram.
+    Options left unset (None) take the model's defaults; ``duration`` unset is fitted on the
+    training clips (long enough for 95% of them whole, up to ``max_duration``).
+    """
+
+    model: str = "speech"
     sample_rate: int = _LOADING.sample_rate
-    duration: float = _LOADING.duration
+    duration: float | None = None
+    max_duration: float = 10.0
     length_policy: str = _LOADING.length_policy
     peak_normalize: bool = _LOADING.peak_normalize
-    n_fft: int = _FEATURES.n_fft
-    hop_length: int = _FEATURES.hop_length
-    n_mels: int = _FEATURES.n_mels
+    n_fft: int | None = None
+    hop_length: int | None = None
+    n_mels: int | None = None
     f_min: float = _FEATURES.f_min
     f_max: float | None = _FEATURES.f_max
     log_floor: float = _FEATURES.log_floor
     normalization: str = "per-bin"
     likelihood: str = "gaussian"
     likelihood_scale: str = "per-bin"
-    width: int = 128
+    width: int | None = None
     hidden: int = 256
-    depth: int = 2
+    depth: int | None = None
     #: size of the private voice latent (0: no voice latent; the encoder is content only)
-    private_dim: int = 8
+    private_dim: int | None = None
+    #: speech model: per-frame content code size, convolution kernel and residual blocks
+    content_dim: int = 16
+    kernel: int = 5
+    blocks: int = 2
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -71,9 +99,18 @@ class AudioOptions:
             values = {k: _coerce(known[k].type, v) for k, v in options.items()}
         except (TypeError, ValueError) as exc:
             raise UsageError(f"bad audio option value: {exc}") from None
-        opts = cls(**values)
+        opts = cls(**values).resolved()
         opts.validate()
         return opts
+
+    def resolved(self) -> "AudioOptions":
+        """Unset options filled with the model's defaults (``duration`` stays unset until fitted)."""
+        if self.model not in MODELS:
+            raise UsageError(f"audio option model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        defaults = dict(MODEL_DEFAULTS[self.model])
+        defaults.setdefault("hop_length", max(1, int(round(self.sample_rate / 100))))       # 10 ms
+        defaults.setdefault("n_fft", 1 << max(4, int(round(math.log2(max(1.0, 0.064 * self.sample_rate))))))  # ~64 ms
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def validate(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -82,7 +119,9 @@ class AudioOptions:
 
         need(MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE,
              f"sample_rate must be {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, got {self.sample_rate}")
-        need(0 < self.duration <= 600, f"duration must be in (0, 600] seconds, got {self.duration}")
+        need(self.duration is None or 0 < self.duration <= 600,
+             f"duration must be in (0, 600] seconds, got {self.duration}")
+        need(0 < self.max_duration <= 600, f"max_duration must be in (0, 600] seconds, got {self.max_duration}")
         need(self.length_policy in LENGTH_POLICIES,
              f"length_policy must be one of {', '.join(LENGTH_POLICIES)}, got {self.length_policy!r}")
         need(16 <= self.n_fft <= self.num_samples, f"n_fft must be 16..samples per clip "
@@ -103,15 +142,23 @@ class AudioOptions:
              f"likelihood_scale must be per-bin or global, got {self.likelihood_scale!r}")
         need(self.width >= 1 and self.hidden >= 1, "width and hidden must be positive")
         need(self.private_dim >= 0, f"private_dim must be >= 0, got {self.private_dim}")
+        need(self.content_dim >= 1 and self.kernel >= 1 and self.kernel % 2 == 1 and self.blocks >= 1,
+             "content_dim and blocks must be positive and kernel a positive odd number")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
     @property
-    def num_samples(self) -> int:
-        return int(round(self.duration * self.sample_rate))
+    def clip_seconds(self) -> float:
+        """The clip length the networks see (``max_duration`` while ``duration`` is not fitted)."""
+        return self.duration if self.duration is not None else self.max_duration
 
-    def loading(self) -> LoadingConfig:
-        return LoadingConfig(self.sample_rate, self.duration, self.length_policy, self.peak_normalize)
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    def loading(self, pad: bool = False) -> LoadingConfig:
+        """How a file is read: cut to the clip length, and (``pad``) padded to it."""
+        return LoadingConfig(self.sample_rate, self.clip_seconds, self.length_policy, self.peak_normalize, pad=pad)
 
     def spectrogram(self) -> SpectrogramConfig:
         return SpectrogramConfig(self.sample_rate, self.num_samples, self.n_fft, self.hop_length,
@@ -125,7 +172,7 @@ def _coerce(kind: Any, value: Any) -> Any:
     if value is None:
         if "None" in kind:
             return None
-        raise ValueError("None is only allowed for f_max")
+        raise ValueError("None is only allowed for options that may be left unset")
     if kind.startswith("int"):
         if isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{value!r} is not an integer")
@@ -142,17 +189,20 @@ def _coerce(kind: Any, value: Any) -> Any:
 
 
 class AudioModality(SoundModality):
-    """``audio``: clips from any file soundfile reads -> normalised log-mel ``(n_mels, frames)``."""
+    """``audio``: clips from any file soundfile reads -> per-frame log-mel features; with the
+    speech model also pitch, voicing and the clip's extent (see :mod:`.speech`)."""
 
     name = "audio"
     extension = "wav"
     cell_is_path = True
-    version = "1"
-    description = "audio (wav/flac/ogg, any rate), log-mel conv encoder/decoder, Griffin-Lim rendering"
+    version = "2"
+    description = ("audio (wav/flac/ogg, any rate): speech as content frames + voice + pitch "
+                   "(or one clip-level code), Griffin-Lim rendering")
 
     def __init__(self, **options: Any):
         self._configure(AudioOptions.from_dict(options))
         self.normalizer: Normalizer | None = None
+        self.pitch_stats = PitchStats()
         self._durations: list[float] = []       # of every file read: for notes()
 
     def _configure(self, opts: AudioOptions) -> None:
@@ -161,9 +211,14 @@ class AudioModality(SoundModality):
         self.features = MelFeatures(opts.spectrogram())
 
     @property
+    def speech(self) -> bool:
+        return self.opts.model == "speech"
+
+    @property
     def shape(self) -> tuple[int, int]:
-        """Shape of one preprocessed example: ``(n_mels, frames)``."""
-        return self.features.config.shape
+        """Shape of one preprocessed example: ``(n_mels [+ 3 with the speech model], frames)``."""
+        n_mels, frames = self.features.config.shape
+        return (n_mels + 3 if self.speech else n_mels, frames)
 
     @property
     def sample_rate(self) -> int:
@@ -175,34 +230,28 @@ class AudioModality(SoundModality):
 
     # ---- data ---------------------------------------------------------------------------
     def read(self, cell: str, base_dir: Path) -> np.ndarray:
-        """Float32 mono clip ``(samples,)`` at the configured rate and length."""
-        clip, seconds = read_clip_and_duration(Path(base_dir) / cell, self.opts.loading())
+        """Float32 mono clip at the configured rate: the clip model's fixed length (padded or
+        cut), or for speech at most the clip length (unpadded: its length marks its end)."""
+        clip, seconds = read_clip_and_duration(Path(base_dir) / cell, self.opts.loading(pad=not self.speech))
         self._durations.append(seconds)
         return clip
 
     def from_object(self, value: Any) -> np.ndarray:
         """An :class:`~polyvae.core.sound.Audio` (any rate), or a numpy array of samples taken
         to be at the run's sample rate, as the clip :meth:`read` would make of it."""
+        loading = self.opts.loading(pad=not self.speech)
         if isinstance(value, Audio):
-            return clip_from_samples(value.samples, value.sample_rate, self.opts.loading())
+            return clip_from_samples(value.samples, value.sample_rate, loading)
         if isinstance(value, np.ndarray):
-            return clip_from_samples(value, self.opts.sample_rate, self.opts.loading())
+            return clip_from_samples(value, self.opts.sample_rate, loading)
         return super().from_object(value)
 
     def read_signal(self, path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
-        """The first ``max_seconds`` of the file (at least one clip, zero-padded), at the run's
-        rate, peak-normalised as a whole when the run normalises clips."""
+        """The first ``max_seconds`` of the file at the run's rate (not padded),
+        peak-normalised as a whole when the run normalises clips."""
         o = self.opts
-        try:
-            seconds = sf.info(str(path)).duration if Path(path).is_file() else o.duration
-        except Exception:
-            seconds = o.duration               # read_clip_and_duration says what is wrong with it
-        length = min(max(seconds, o.duration), max_seconds)
-        config = LoadingConfig(o.sample_rate, length, "pad-trim", o.peak_normalize)
-        wave, seconds = read_clip_and_duration(Path(path), config)
-        if seconds < length:                   # keep only what the file holds (plus clip padding)
-            wave = wave[:max(o.num_samples, int(math.ceil(seconds * o.sample_rate)))]
-        return wave, seconds
+        config = LoadingConfig(o.sample_rate, max_seconds, "pad-trim", o.peak_normalize, pad=False)
+        return read_clip_and_duration(Path(path), config)
 
     def as_clip(self, piece: np.ndarray) -> np.ndarray:
         """Peak-normalised as clips are read (when the run normalises them)."""
@@ -211,45 +260,100 @@ class AudioModality(SoundModality):
         return piece * (self.opts.loading().peak / top) if self.opts.peak_normalize and top > 0 else piece
 
     def notes(self) -> list[str]:
-        """Clips cut to ``duration``, or all much shorter than it: both are worth a setting."""
+        """Clips cut to the clip length, or all much shorter than it: both are worth a setting."""
         if not self._durations:
             return []
-        d, used, n = np.asarray(self._durations), self.opts.duration, len(self._durations)
+        d, used, n = np.asarray(self._durations), self.opts.clip_seconds, len(self._durations)
         cut = int((d > used + 1e-3).sum())
+        fitted = (f" ({used:g} s was fitted to hold {100 * AUTO_DURATION_QUANTILE:.0f}% of the training clips "
+                  f"whole, up to max_duration {self.opts.max_duration:g} s)") if self._fitted_duration else ""
         if cut:
             kept = "first" if self.opts.length_policy == "pad-trim" else "middle"
             return [f"audio: {cut} of {n} clips are longer than the {used:g} s used (longest "
                     f"{d.max():.2f} s, median {np.median(d):.2f} s); only their {kept} {used:g} s "
-                    f"is modelled. Set [modality_options.audio] duration to keep more."]
+                    f"is modelled{fitted}. Set [modality_options.audio] duration to keep more."]
         if d.max() < 0.5 * used:
             return [f"audio: every clip is at most {d.max():.2f} s but {used:g} s is modelled "
                     f"(the rest is padding); a shorter [modality_options.audio] duration trains faster."]
         return []
 
+    _fitted_duration = False
+
     def fit(self, raws: list[np.ndarray]) -> None:
-        """Fit the mean/std of the log-mel features (per mel bin or overall) on training clips."""
+        """Fit the clip length (when unset), then the statistics the features are normalised
+        with, on the training clips: per mel bin (or overall), and log-F0 of voiced frames."""
         if not raws:
             raise UsageError("audio modality: no clips to fit the normalisation on")
-        batches = (self.features.log_mel(self._waves(raws[i:i + 64])) for i in range(0, len(raws), 64))
-        self.normalizer = Normalizer.fit(batches, per_bin=self.opts.normalization == "per-bin")
+        if self.opts.duration is None:
+            seconds = np.array([len(r) for r in raws]) / self.opts.sample_rate
+            fitted = float(np.quantile(seconds, AUTO_DURATION_QUANTILE))
+            fitted = math.ceil(fitted / AUTO_DURATION_STEP - 1e-9) * AUTO_DURATION_STEP
+            fitted = float(min(self.opts.max_duration, max(AUTO_DURATION_STEP, fitted)))
+            self._configure(dataclasses.replace(self.opts, duration=fitted))
+            self._fitted_duration = True
+        per_bin = self.opts.normalization == "per-bin"
+        if not self.speech:
+            batches = (self.features.log_mel(self._waves(raws[i:i + 64])[0]) for i in range(0, len(raws), 64))
+            self.normalizer = Normalizer.fit(batches, per_bin=per_bin)
+            return
+        mels, f0s = [], []
+        for i in range(0, len(raws), 64):
+            waves, lengths = self._waves(raws[i:i + 64])
+            inside = self._inside(lengths)
+            log_mel = self.features.log_mel(waves)
+            mels.append(log_mel.transpose(1, 2)[inside])                       # (frames inside, n_mels)
+            log_f0, voiced = pitch_track(waves, self.opts.sample_rate, self.opts.hop_length, inside.shape[1])
+            f0s.append(log_f0[voiced & inside])
+        frames = torch.cat(mels)
+        self.normalizer = Normalizer.fit([frames.T[None]], per_bin=per_bin)
+        voiced_f0 = torch.cat(f0s)
+        if voiced_f0.numel() >= 10:
+            self.pitch_stats = PitchStats(float(voiced_f0.mean()), max(0.05, float(voiced_f0.std())))
 
     def preprocess(self, raws: list[np.ndarray]) -> torch.Tensor:
-        """Clips -> float32 normalised log-mel ``(N, n_mels, frames)``."""
-        return self.features_of(self._waves(raws))
+        """Clips -> float32 features ``(N, *shape)`` (see the module docstrings of the models)."""
+        waves, lengths = self._waves(raws)
+        spec = self.features_of(waves)
+        if not self.speech:
+            return spec
+        inside = self._inside(lengths)
+        log_f0, voiced = pitch_track(waves, self.opts.sample_rate, self.opts.hop_length, inside.shape[1])
+        voiced = voiced & inside
+        s = self.pitch_stats
+        f0 = torch.where(voiced.any(-1, keepdim=True), (log_f0 - s.mean) / s.std, torch.zeros_like(log_f0))
+        m = inside.float()
+        return torch.cat([spec * m[:, None], (f0 * m)[:, None], voiced.float()[:, None], m[:, None]], 1)
 
     def features_of(self, waves: torch.Tensor) -> torch.Tensor:
         """Waveforms ``(N, samples)`` (any device) -> normalised log-mel on the same device."""
         return self._normalizer().apply(self.features.log_mel(waves)).float()
 
-    def _waves(self, raws: Sequence[np.ndarray]) -> torch.Tensor:
+    def _waves(self, raws: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips padded (or cut) to the clip length ``(N, samples)``, and their own lengths ``(N,)``."""
         n = self.opts.num_samples
-        for r in raws:
-            if np.shape(r) != (n,):
-                raise BadInput(f"clip has shape {np.shape(r)}, expected ({n},): read with other audio options?")
-        return torch.from_numpy(np.stack([np.asarray(r, dtype=np.float32) for r in raws]))
+        out = np.zeros((len(raws), n), dtype=np.float32)
+        lengths = np.zeros(len(raws), dtype=np.int64)
+        for i, r in enumerate(raws):
+            r = np.asarray(r, dtype=np.float32)
+            if r.ndim != 1:
+                raise BadInput(f"clip has shape {np.shape(r)}, expected a 1-D array of samples")
+            if len(r) > n:                       # a clip read before the length was fitted
+                start = 0 if self.opts.length_policy == "pad-trim" else (len(r) - n) // 2
+                r = r[start:start + n]
+            before = (n - len(r)) // 2 if (self.opts.length_policy == "center-crop" and not self.speech) else 0
+            out[i, before:before + len(r)] = r
+            lengths[i] = len(r)
+        return torch.from_numpy(out), torch.from_numpy(lengths)
+
+    def _inside(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames inside each clip ``(N, frames)``: those whose centre lies before its end (at least one)."""
+        frames = self.features.config.num_frames
+        centre = torch.arange(frames) * self.opts.hop_length
+        return (centre[None] < lengths[:, None].clamp_min(1)) | (torch.arange(frames)[None] == 0)
 
     def state(self) -> dict[str, Any]:
-        return {"options": dataclasses.asdict(self.opts), "normalization": self._normalizer().to_json()}
+        return {"options": dataclasses.asdict(self.opts), "normalization": self._normalizer().to_json(),
+                "pitch": self.pitch_stats.to_json()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         if not state:
@@ -257,15 +361,19 @@ class AudioModality(SoundModality):
         if "options" in state:
             self._configure(AudioOptions.from_dict({**dataclasses.asdict(self.opts), **state["options"]}))
         self.normalizer = Normalizer.from_json(state["normalization"])
+        if "pitch" in state:
+            self.pitch_stats = PitchStats.from_json(state["pitch"])
         bins = self.normalizer.mean.numel()
         if bins not in (1, self.opts.n_mels):
             raise UsageError(f"audio state has {bins} normalisation bins for {self.opts.n_mels} mel bins")
 
     def num_elements(self) -> int:
-        return self.shape[0] * self.shape[1]
+        return self.opts.n_mels * self.shape[1]
 
     def data_shape(self) -> tuple[int, ...]:
-        """``(n_mels, frames)``: known from the options alone, before fit()."""
+        """``(channels, frames)``: known once the clip length is (set, or fitted)."""
+        if self.opts.duration is None:
+            raise UsageError("audio modality used before fit(): the clip length is not fitted yet")
         return self.shape
 
     def _normalizer(self) -> Normalizer:
@@ -279,25 +387,37 @@ class AudioModality(SoundModality):
         """The voice latent learns to tell apart the singers of the manifest's ``speaker`` column."""
         return SPEAKER_COLUMN
 
-    def build_encoder(self, latent_dim: int) -> torch.nn.Module:
-        """Content encoder for the shared latent; with ``private_dim`` > 0 a voice branch beside it
-        (frame-wise, pooled over time: see :mod:`.voice`) gives the private voice latent."""
+    def speech_shape(self) -> SpeechShape:
         o = self.opts
+        return SpeechShape(o.n_mels, self.shape[1], o.content_dim, o.private_dim, o.width, o.hidden, o.kernel,
+                           o.blocks, o.depth)
+
+    def build_encoder(self, latent_dim: int) -> torch.nn.Module:
+        """Speech: per-frame content pooled into the shared expert, and the voice (:mod:`.speech`).
+        Clip: a conv encoder for the shared latent; with ``private_dim`` > 0 a voice branch
+        beside it (frame-wise, pooled over time: see :mod:`.voice`)."""
+        o = self.opts
+        if self.speech:
+            return SpeechEncoder(self.speech_shape(), latent_dim)
         content = SpectrogramEncoder(*self.shape, latent_dim, o.width, o.hidden, o.depth)
         if not o.private_dim:
             return content
         return ContentVoiceEncoder(content, VoiceEncoder(o.n_mels, o.private_dim, o.width))
 
     def build_decoder(self, input_dim: int) -> torch.nn.Module:
-        """With a voice latent (the last ``private_dim`` inputs) it also sets a per-mel-bin level."""
+        """Speech: the hierarchical decoder of :mod:`.speech`. Clip: a conv decoder; with a voice
+        latent (the last ``private_dim`` inputs) it also sets a per-mel-bin level."""
         o = self.opts
+        if self.speech:
+            return SpeechDecoder(self.speech_shape(), input_dim)
         if not o.private_dim:
             return SpectrogramDecoder(*self.shape, input_dim, o.width, o.hidden, o.depth, o.likelihood_scale)
         return VoiceConditionedDecoder(*self.shape, input_dim, o.private_dim, o.width, o.hidden, o.depth,
                                        o.likelihood_scale)
 
     def log_likelihood(self, params: SpectrogramParams, x: torch.Tensor) -> torch.Tensor:
-        """Gaussian or Laplace log-density of normalised log-mel ``x``, summed per example ``(N,)``."""
+        """Clip model: Gaussian or Laplace log-density of normalised log-mel ``x``, summed per
+        example ``(N,)`` (the speech model scores in :meth:`log_likelihood_rows`)."""
         mean, log_scale = params[0].float(), params[1].float()
         error = (x.float() - mean) * torch.exp(-log_scale)
         if self.opts.likelihood == "laplace":
@@ -306,28 +426,73 @@ class AudioModality(SoundModality):
             per = -0.5 * error.pow(2) - log_scale - 0.5 * LOG_2PI
         return per.flatten(1).sum(1)
 
+    def log_likelihood_rows(self, decoder, h, x, rows, private=None) -> torch.Tensor:
+        if not self.speech:
+            return super().log_likelihood_rows(decoder, h, x, rows, private)
+        return speech_log_likelihood_rows(decoder, h, x, rows, private)
+
     def generate(self, decoder: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+        if self.speech:
+            return decoder(h).float()
         return decoder(h)[0].float()
+
+    def reconstruct(self, decoder: torch.nn.Module, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Speech: ``x``'s content, intonation, voicing and timing in the voice of ``h``'s private
+        latent (voice conversion when it is another voice's). Clip: as :meth:`generate`."""
+        if self.speech:
+            return decoder(h, x).float()
+        return self.generate(decoder, h)
 
     # ---- files --------------------------------------------------------------------------
     def spectrogram_to_audio(self, x: torch.Tensor, n_iter: int | None = None,
                              peak_normalize: bool = False) -> torch.Tensor:
-        """Normalised log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, samples)``, same device.
+        """Decoded examples ``(N, *shape)`` -> waveforms ``(N, samples)``, same device.
 
         Undoes the normalisation, inverts the mel filterbank (non-negative least squares)
-        and recovers phase with Griffin-Lim, all batched.
+        and recovers phase with Griffin-Lim, all batched. With the speech model, frames
+        outside the clip are silence and the waveform is cut after its last frame.
         """
         x = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
-        log_mel = self._normalizer().invert(x).clamp(math.log(self.opts.log_floor), 20.0)
+        floor = math.log(self.opts.log_floor)
+        if self.speech:
+            spec, _, _, inside = split(x, self.opts.n_mels)
+            log_mel = self._normalizer().invert(spec).clamp(floor, 20.0)
+            log_mel = torch.where(inside[:, None] > 0.5, log_mel, torch.full_like(log_mel, floor))
+        else:
+            log_mel = self._normalizer().invert(x).clamp(floor, 20.0)
         wave = self.features.log_mel_to_audio(log_mel, n_iter)
+        if self.speech:
+            last = torch.where(inside > 0.5, torch.arange(inside.shape[1], device=x.device), -1).amax(1)
+            end = ((last + 1) * self.opts.hop_length).clamp_max(wave.shape[1])
+            wave = wave * (torch.arange(wave.shape[1], device=x.device)[None] < end[:, None])
         if peak_normalize:
             peak = wave.abs().amax(dim=1, keepdim=True)
             wave = torch.where(peak > 1e-8, wave * (0.95 / peak.clamp_min(1e-8)), wave)
         return wave
 
+    def spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised log-mel part ``(N, n_mels, frames)`` of examples and which frames are
+        inside the clip ``(N, frames)`` (all of them with the clip model)."""
+        if self.speech:
+            spec, _, _, inside = split(x, self.opts.n_mels)
+            return spec, inside
+        return x.float(), torch.ones(x.shape[0], x.shape[-1], device=x.device)
+
     def waveforms(self, x: torch.Tensor) -> torch.Tensor:
-        """Peak-normalised waveforms of normalised log-mels (see :meth:`spectrogram_to_audio`)."""
+        """Peak-normalised waveforms of decoded examples (see :meth:`spectrogram_to_audio`)."""
         return self.spectrogram_to_audio(x, peak_normalize=True)
+
+    def to_values(self, xs: torch.Tensor) -> list[Audio]:
+        """Decoded examples as :class:`Audio`, each as long as its clip."""
+        waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()
+        return [Audio(w[:self._length(x)], self.sample_rate) for w, x in zip(waves, xs)]
+
+    def _length(self, x: torch.Tensor) -> int:
+        if not self.speech:
+            return self.clip_samples
+        inside = x[self.opts.n_mels + 2] > 0.5
+        frames = int(torch.nonzero(inside).max()) + 1 if bool(inside.any()) else 1
+        return min(self.clip_samples, frames * self.opts.hop_length)
 
     def evaluation_figures(self, x: torch.Tensor) -> dict[str, Any]:
         """``audio_playback``: spectral convergence of up to 64 real clips' log-mels after the
@@ -336,13 +501,13 @@ class AudioModality(SoundModality):
         return {"audio_playback": griffin_lim_report(self, x[:64])}
 
     def render_batch(self, xs: torch.Tensor, paths: Sequence[Path]) -> None:
-        """Render ``xs`` ``(N, n_mels, frames)`` to ``N`` 16-bit WAV files in one batched pass."""
+        """Render ``xs`` ``(N, *shape)`` to ``N`` 16-bit WAV files in one batched pass, each as
+        long as its clip."""
         if len(paths) != xs.shape[0]:
             raise UsageError(f"render_batch: {xs.shape[0]} spectrograms but {len(paths)} paths")
-        waves = self.spectrogram_to_audio(xs, peak_normalize=True).clamp(-1.0, 1.0).cpu().numpy()
-        for wave, path in zip(waves, paths):
-            sf.write(str(path), wave, self.opts.sample_rate, subtype="PCM_16", format="WAV")
+        for audio, path in zip(self.to_values(xs), paths):
+            sf.write(str(path), audio.samples, self.opts.sample_rate, subtype="PCM_16", format="WAV")
 
     def render(self, x: torch.Tensor, path: Path) -> None:
-        """Write one spectrogram ``(n_mels, frames)`` as a peak-normalised WAV at the run's rate."""
+        """Write one decoded example as a peak-normalised WAV at the run's rate."""
         self.render_batch(x.unsqueeze(0), [path])

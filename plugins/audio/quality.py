@@ -46,7 +46,9 @@ def griffin_lim_convergence(modality, x: torch.Tensor, n_iter: int | None = None
         chunk = x[start:start + batch_size].float()
         wave = modality.spectrogram_to_audio(chunk, n_iter=n_iter)     # UsageError when not fitted
         # the same clamp spectrogram_to_audio applies, so only the rendering path is measured
-        target = modality.normalizer.invert(torch.nan_to_num(chunk)).clamp(low, 20.0).exp()
+        spec, inside = modality.spectrum(chunk)
+        target = modality.normalizer.invert(torch.nan_to_num(spec)).clamp(low, 20.0)
+        target = torch.where(inside[:, None] > 0.5, target, torch.full_like(target, low)).exp()
         out.append(spectral_convergence(target, features.mel_magnitude(wave)).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 

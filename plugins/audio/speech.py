@@ -1,0 +1,252 @@
+"""Speech as a sequence: the audio modality's ``model = "speech"``.
+
+A clip becomes, per frame (``hop_length`` samples), its log-mel spectrum, its log-F0 and
+whether it is voiced, and whether the frame is inside the clip (the rest is padding up to
+the clip length the networks see)::
+
+    x (n_mels + 3, T):  [0:n_mels]  log-mel, normalised per bin (statistics of training frames)
+                        [n_mels]    log-F0, normalised over training voiced frames; carried
+                                    through unvoiced frames by interpolation
+                        [n_mels+1]  voiced (0/1)
+                        [n_mels+2]  inside the clip (0/1)
+
+The model (networks in :mod:`.speech_networks`) keeps what is said as a per-frame content
+code ``c_{1:T}`` (time kept, the voice normalised away), the voice as the clip-level private
+latent ``w``, and pitch as its own stream: the contour's shape (intonation: log-F0 with the
+clip's mean and spread removed) travels with the content, its level and range come from the
+voice. Its likelihood is a small hierarchical VAE inside the modality::
+
+    log p(x | z, w) >= E_q(c|x)[ log p(spectrum | c, pitch, w) + log p(pitch level | w) ]
+                       - KL(q(c | x) || p(c | z)) + log p(intonation, voicing, length | z)
+
+The first line does not depend on z, so it is computed once per clip and counted in every
+sub-sampled subset (:meth:`SpeechModel.log_likelihood_rows`). Converting a voice keeps the
+source's ``c``, intonation, voicing and timing and decodes them with another ``w``: its
+pitch level and range, and its spectrum (Hsu et al. 2016; Kameoka et al.'s ACVAE-VC; the
+instance-normalised content of Chou et al.'s AdaIN-VC).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .pitch import yin
+from .speech_networks import (ClipExpert, ContentNet, FrameDecoder, FramePrior, PitchHead, VoiceNet, masked_stats)
+
+LOG_2PI = math.log(2.0 * math.pi)
+#: log-scale bounds of the spectrum's Gaussian (normalised units), as the clip model's
+LOG_SCALE_RANGE = (-4.0, 1.0)
+#: standard deviation of the voice's mean log-F0 and log spread around what w predicts (normalised units)
+PITCH_LEVEL_SCALE = 0.1
+
+
+@dataclass(frozen=True)
+class SpeechShape:
+    """Sizes of the speech networks (from the audio options)."""
+
+    n_mels: int
+    frames: int
+    content_dim: int
+    voice_dim: int
+    width: int
+    hidden: int
+    kernel: int
+    blocks: int
+    depth: int
+
+    @property
+    def channels(self) -> int:
+        return self.n_mels + 3
+
+
+def split(x: torch.Tensor, n_mels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x`` -> (spectrum ``(B, n_mels, T)``, log-F0 ``(B, T)``, voiced ``(B, T)``, inside ``(B, T)``)."""
+    x = x.float()
+    return x[:, :n_mels], x[:, n_mels], x[:, n_mels + 1], x[:, n_mels + 2]
+
+
+def intonation(f0: torch.Tensor, voiced: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """The log-F0 contour with the clip's voiced mean removed and divided by its voiced spread
+    (at least 0.1, so a monotone clip stays flat): the shape of the melody, not the voice's
+    register. ``(B, T)``, 0 outside the clip."""
+    level, spread, _ = pitch_level(f0, voiced)
+    return (f0 - level[:, None]) / spread[:, None] * inside
+
+
+def pitch_level(f0: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and spread (>= 0.1) of the log-F0 of voiced frames, and their count, ``(B,)`` each."""
+    mean, std = masked_stats(f0[:, None], voiced)
+    return mean[:, 0, 0], std[:, 0, 0].clamp_min(0.1), voiced.sum(-1)
+
+
+class SpeechEncoder(nn.Module):
+    """``x`` -> ``(mu, logvar)`` of width ``latent_dim + voice_dim``: the shared expert (from the
+    content frames and the intonation) then the voice."""
+
+    def __init__(self, shape: SpeechShape, latent_dim: int):
+        super().__init__()
+        s = shape
+        self.n_mels = s.n_mels
+        self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks)
+        self.clip = ClipExpert(s.content_dim + 3, s.frames, latent_dim, s.width, s.hidden, s.depth)
+        self.voice = VoiceNet(s.n_mels + 2, s.voice_dim, s.width, s.kernel, max(1, s.blocks - 1)) \
+            if s.voice_dim else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spec, f0, voiced, inside = split(x, self.n_mels)
+        mu_c, _ = self.content(spec, inside)
+        frames = torch.cat([mu_c, intonation(f0, voiced, inside)[:, None], voiced[:, None], inside[:, None]], 1)
+        mu, logvar = self.clip(frames)
+        if self.voice is None:
+            return mu, logvar
+        mu_w, logvar_w = self.voice(torch.cat([spec, f0[:, None] * inside[:, None], voiced[:, None]], 1), inside)
+        return torch.cat([mu, mu_w], -1), torch.cat([logvar, logvar_w], -1)
+
+
+class SpeechDecoder(nn.Module):
+    """Everything p(x | z, w) needs: q(c | x), p(c, intonation, voicing, length | z), the frame
+    decoder, the voice's pitch level, and the spectrum's learnt scale per mel bin."""
+
+    def __init__(self, shape: SpeechShape, input_dim: int):
+        super().__init__()
+        s = shape
+        self.shape = s
+        self.posterior = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks)
+        self.prior = FramePrior(input_dim - s.voice_dim, s.content_dim, s.frames, s.width, s.hidden, s.depth)
+        self.frames = FrameDecoder(s.content_dim, s.n_mels, max(1, s.voice_dim), s.width, s.kernel, s.blocks + 1)
+        self.pitch = PitchHead(s.voice_dim, s.width) if s.voice_dim else None
+        lo, hi = LOG_SCALE_RANGE
+        self.raw_log_scale = nn.Parameter(torch.full((1, s.n_mels, 1), float(torch.logit(torch.tensor(-lo / (hi - lo))))))
+        self.log_intonation_scale = nn.Parameter(torch.zeros(()))
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def log_scale(self) -> torch.Tensor:
+        lo, hi = LOG_SCALE_RANGE
+        return lo + (hi - lo) * torch.sigmoid(self.raw_log_scale)
+
+    def split_inputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder input -> (what comes from z, the voice ``w``; zeros of width 1 without one)."""
+        p = self.shape.voice_dim
+        if not p:
+            return inputs, inputs.new_zeros(inputs.shape[0], 1)
+        return inputs[:, :-p], inputs[:, -p:]
+
+    def voice_pitch(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The voice's mean log-F0 and spread ``(B,)`` (the training average, 0 and 1, without a voice)."""
+        if self.pitch is None:
+            return w.new_zeros(w.shape[0]), w.new_ones(w.shape[0])
+        level, log_spread = self.pitch(w).unbind(-1)
+        return level, log_spread.clamp(-4.0, 2.0).exp()
+
+    def render(self, c: torch.Tensor, tone: torch.Tensor, voiced: torch.Tensor, f0: torch.Tensor,
+               w: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        pitch = torch.stack([tone, voiced, f0 * inside], 1)
+        return self.frames(c, pitch, w, inside)
+
+    # ---- x -> x' ------------------------------------------------------------------------------
+    def forward(self, inputs: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """A decoded clip ``(B, channels, T)``: from z and w alone (``x`` None), or keeping the
+        content, intonation, voicing and timing of ``x`` with the voice of ``w`` (conversion)."""
+        h, w = self.split_inputs(inputs)
+        level, spread = self.voice_pitch(w)
+        if x is None:
+            prior = self.prior(h)
+            inside = _contiguous(torch.sigmoid(prior["inside"]) > 0.5).float()
+            voiced = (torch.sigmoid(prior["voiced"]) > 0.5).float() * inside
+            tone, c = prior["intonation"] * inside, prior["mu"]
+        else:
+            spec, f0_src, voiced, inside = split(x, self.shape.n_mels)
+            c, _ = self.posterior(spec, inside)
+            tone = intonation(f0_src, voiced, inside)
+        f0 = level[:, None] + spread[:, None] * tone
+        spec = self.render(c, tone, voiced, f0, w, inside)
+        return torch.cat([spec, (f0 * inside)[:, None], voiced[:, None], inside[:, None]], 1)
+
+
+def _contiguous(inside: torch.Tensor) -> torch.Tensor:
+    """A clip is one stretch from its first frame: frames up to the last one judged inside, at least one."""
+    t = torch.arange(inside.shape[-1], device=inside.device)
+    last = torch.where(inside, t, torch.full_like(t, -1)).amax(-1).clamp_min(0)
+    return t[None] <= last[:, None]
+
+
+def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor, rows: torch.Tensor,
+                        private: torch.Tensor | None) -> torch.Tensor:
+    """The speech model's bound on log p(x[rows] | h, w[rows]) ``(N,)`` (see the module docstring):
+    the spectrum and pitch level once per clip of ``x`` ``(B, ...)``, the KL and the z-dependent
+    terms for every row of ``h``."""
+    s = decoder.shape
+    spec, f0, voiced, inside = split(x, s.n_mels)
+    w = private if private is not None and s.voice_dim else x.new_zeros(x.shape[0], max(1, s.voice_dim))
+    w = w.float()
+    # ---- once per clip: the spectrum from q(c | x), the pitch and the voice
+    mu_c, logvar_c = decoder.posterior(spec, inside)
+    c = mu_c + torch.randn_like(mu_c) * (0.5 * logvar_c).exp() if decoder.training else mu_c
+    tone = intonation(f0, voiced, inside)
+    mean = decoder.render(c, tone, voiced, f0, w, inside)                     # teacher-forced pitch
+    log_scale = decoder.log_scale()
+    per = -0.5 * ((spec - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
+    local = (per * inside[:, None]).flatten(1).sum(1)
+    if decoder.pitch is not None:
+        level, spread, count = pitch_level(f0, voiced)
+        predicted_level, predicted_spread = decoder.voice_pitch(w)
+        error = ((level - predicted_level).pow(2) + (spread.log() - predicted_spread.log()).pow(2))
+        local = local + torch.where(count >= 3, -0.5 * error / PITCH_LEVEL_SCALE ** 2, torch.zeros_like(error))
+    # ---- per row: what z says about the frames
+    prior = decoder.prior(h)
+    m = inside[rows]
+    kl = 0.5 * (prior["logvar"] - logvar_c[rows] + (logvar_c[rows].exp() + (mu_c[rows] - prior["mu"]).pow(2))
+                * torch.exp(-prior["logvar"]) - 1.0)
+    kl = (kl * m[:, None]).flatten(1).sum(1)
+    tone_scale = decoder.log_intonation_scale
+    tone_ll = (-0.5 * ((tone[rows] - prior["intonation"]) * torch.exp(-tone_scale)).pow(2) - tone_scale
+               - 0.5 * LOG_2PI) * voiced[rows] * m
+    voiced_ll = -F.binary_cross_entropy_with_logits(prior["voiced"], voiced[rows], reduction="none") * m
+    inside_ll = -F.binary_cross_entropy_with_logits(prior["inside"], m, reduction="none")
+    return local[rows] + (tone_ll + voiced_ll + inside_ll).sum(1) - kl
+
+
+# ---- features ---------------------------------------------------------------------------------
+@dataclass
+class PitchStats:
+    """Mean and standard deviation of log-F0 (Hz) over the voiced frames of training clips."""
+
+    mean: float = math.log(150.0)
+    std: float = 0.3
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "PitchStats":
+        return cls(float(raw["mean"]), float(raw["std"]))
+
+
+def pitch_track(waves: torch.Tensor, sample_rate: int, hop: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log-F0 (natural log of Hz, carried through unvoiced frames by linear interpolation) and
+    the voiced mask, ``(N, frames)`` each."""
+    f0, voiced = yin(waves, sample_rate, hop, frames=frames)
+    log_f0 = torch.where(voiced, f0.clamp_min(1.0).log(), torch.zeros_like(f0))
+    return fill_unvoiced(log_f0, voiced), voiced
+
+
+def fill_unvoiced(values: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``values`` over unvoiced frames (constant before the first and
+    after the last voiced frame; the clip's voiced mean where nothing is voiced)."""
+    n, t = values.shape
+    index = torch.arange(t, device=values.device).expand(n, t)
+    big = torch.full_like(index, t + 1)
+    prev = torch.where(voiced, index, torch.full_like(index, -1)).cummax(-1).values
+    nxt = torch.where(voiced, index, big).flip(-1).cummin(-1).values.flip(-1)
+    has_prev, has_next = prev >= 0, nxt <= t - 1
+    p, q = prev.clamp(0, t - 1), nxt.clamp(0, t - 1)
+    vp, vq = values.gather(-1, p), values.gather(-1, q)
+    span = (q - p).clamp_min(1).float()
+    mixed = vp + (vq - vp) * (index - p).float() / span
+    out = torch.where(has_prev & has_next, mixed, torch.where(has_prev, vp, vq))
+    none = ~voiced.any(-1, keepdim=True)
+    return torch.where(voiced, values, torch.where(none, torch.zeros_like(out), out))

@@ -1,0 +1,136 @@
+"""The speech model of the audio modality: pitch tracking, the frame layout, its likelihood per
+(subset, clip) row, and conversion that keeps timing, voicing and intonation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from polyvae.plugins.audio.modality import AudioModality
+from polyvae.plugins.audio.pitch import yin
+from polyvae.plugins.audio.speech import fill_unvoiced, intonation, split
+
+SR = 16000
+
+
+def harmonic(f0: float, seconds: float, rate: int = SR, vibrato: float = 0.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + vibrato * np.sin(2 * np.pi * 5 * t))) / rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    return (0.3 * wave).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [90.0, 150.0, 220.0, 440.0])
+def test_yin_finds_the_pitch_of_harmonic_tones(f0):
+    track, voiced = yin(torch.from_numpy(harmonic(f0, 0.6))[None], SR, 160)
+    inner = voiced[0, 5:-5]
+    assert inner.float().mean() > 0.95
+    assert float(track[0, 5:-5][inner].median()) == pytest.approx(f0, rel=0.01)
+
+
+def test_yin_calls_silence_and_noise_unvoiced():
+    silence = torch.zeros(1, SR // 2)
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, SR // 2).astype(np.float32))[None]
+    assert not yin(silence, SR, 160)[1].any()
+    assert yin(noise, SR, 160)[1].float().mean() < 0.1
+
+
+def test_fill_unvoiced_interpolates_between_voiced_frames():
+    values = torch.tensor([[0.0, 2.0, 0.0, 0.0, 5.0, 0.0], [0.0] * 6])
+    voiced = torch.tensor([[False, True, False, False, True, False], [False] * 6])
+    out = fill_unvoiced(values, voiced)
+    torch.testing.assert_close(out[0], torch.tensor([2.0, 2.0, 3.0, 4.0, 5.0, 5.0]))
+    assert torch.equal(out[1], torch.zeros(6))
+
+
+def speech_clips() -> list[np.ndarray]:
+    """Clips of different lengths and pitches (0.4 s to 1.1 s)."""
+    return [harmonic(f0, seconds) for f0, seconds in
+            [(110, 0.4), (140, 0.7), (180, 1.0), (220, 0.9), (260, 1.1), (120, 0.8), (200, 0.6), (240, 1.0)]]
+
+
+def test_the_clip_length_is_fitted_and_frames_carry_pitch_voicing_and_extent():
+    mod = AudioModality(n_mels=32, width=16, hidden=32)
+    clips = speech_clips()
+    mod.fit(clips)
+    # 95% of the clips whole: the 0.95 quantile of their lengths, rounded up to 0.25 s
+    expected = math.ceil(np.quantile([len(c) / SR for c in clips], 0.95) / 0.25) * 0.25
+    assert mod.opts.duration == pytest.approx(expected)
+    x = mod.preprocess(clips)
+    assert x.shape == (8, 32 + 3, mod.shape[1]) and mod.shape[1] % 8 == 0
+    spec, f0, voiced, inside = split(x, 32)
+    hop = mod.opts.hop_length
+    for clip, m, v in zip(clips, inside, voiced):
+        frames = int(m.sum())
+        assert abs(frames - len(clip) / hop) <= 2             # the clip's own extent
+        assert not bool(v[frames + 1:].any()) and v[2:frames - 2].float().mean() > 0.9
+    # log-F0 normalised on the training clips' voiced frames: higher voices higher
+    level = [float(f[v.bool()].mean()) for f, v in zip(f0, voiced)]
+    assert np.argsort(level).tolist() == np.argsort([110, 140, 180, 220, 260, 120, 200, 240]).tolist()
+    tone = intonation(f0, voiced, inside)
+    assert float(tone[voiced.bool()].abs().max()) < 1e-3     # a steady tone has no intonation
+
+
+@pytest.fixture
+def fitted():
+    torch.manual_seed(0)
+    mod = AudioModality(n_mels=32, width=16, hidden=32, private_dim=4)
+    clips = speech_clips()
+    mod.fit(clips)
+    x = mod.preprocess(clips)
+    encoder, decoder = mod.build_encoder(6), mod.build_decoder(6 + 4)
+    return mod, x, encoder, decoder
+
+
+def test_likelihood_rows_match_one_clip_at_a_time(fitted):
+    """What does not depend on z is computed once per clip: the bound of a (subset, clip) row
+    is the same whichever rows are scored together."""
+    mod, x, encoder, decoder = fitted
+    decoder.eval()
+    h = torch.randn(3 * 8, 6)
+    w = torch.randn(8, 4)
+    rows = torch.arange(8).repeat(3)
+    together = mod.log_likelihood_rows(decoder, h, x, rows, w)
+    assert together.shape == (24,) and torch.isfinite(together).all()
+    for k in (0, 5, 13, 22):
+        alone = mod.log_likelihood_rows(decoder, h[k:k + 1], x[rows[k]:rows[k] + 1], torch.zeros(1, dtype=torch.long),
+                                        w[rows[k]:rows[k] + 1])
+        torch.testing.assert_close(together[k:k + 1], alone, rtol=1e-4, atol=1e-3)
+    # z matters: another z gives another bound for the same clip
+    other = mod.log_likelihood_rows(decoder, h.flip(0), x, rows, w)
+    assert not torch.allclose(together, other)
+
+
+def test_conversion_keeps_timing_voicing_and_intonation(fitted):
+    mod, x, encoder, decoder = fitted
+    decoder.eval()
+    mu, _ = encoder(x)
+    z, w_own = mu[:, :6], mu[:, 6:]
+    w_other = torch.randn(8, 4) * 3
+    own = mod.reconstruct(decoder, torch.cat([z, w_own], -1), x)
+    moved = mod.reconstruct(decoder, torch.cat([z, w_other], -1), x)
+    for out in (own, moved):
+        assert out.shape == x.shape
+        _, f0, voiced, inside = split(out, 32)
+        assert torch.equal(inside, x[:, 34]) and torch.equal(voiced, x[:, 33])
+        _, _, v, m = split(x, 32)
+        torch.testing.assert_close(intonation(f0, voiced, inside), intonation(x[:, 32], v, m), atol=2e-3, rtol=0)
+    assert not torch.allclose(own[:, :32], moved[:, :32])        # the voice changed the spectrum
+    waves = mod.waveforms(moved)
+    lengths = [len(a.samples) for a in mod.to_values(moved)]
+    hop = mod.opts.hop_length
+    for clip, n, wave in zip(speech_clips(), lengths, waves):
+        assert abs(n - len(clip)) <= 2 * hop                     # as long as the source
+        assert float(wave[n:].abs().max()) == 0.0
+
+
+def test_generation_from_z_alone_has_an_extent_and_plays(fitted):
+    mod, x, encoder, decoder = fitted
+    out = mod.generate(decoder, torch.randn(5, 6 + 4))
+    assert out.shape == (5, 35, x.shape[-1])
+    _, _, voiced, inside = split(out, 32)
+    assert bool((inside[:, 0] == 1).all())                       # a clip starts at its first frame
+    values = mod.to_values(out)
+    assert all(a.sample_rate == SR and 0 < len(a.samples) <= mod.clip_samples for a in values)
