@@ -109,9 +109,8 @@ def test_clip_windows_cut_pad_and_drop_silence():
     wave = np.concatenate([0.5 * loud, np.zeros(size, np.float32), loud, 0.5 * loud[:40]])
     windows, starts = clip_windows(wave, size, AudioModality().as_clip)   # as the run's clips are read
     assert starts == [0, 200, 300]                   # the silent window is dropped
-    assert all(w.shape == (size,) for w in windows)
+    assert [w.shape for w in windows] == [(size,), (size,), (40,)]   # the short tail stays short
     assert all(np.abs(w).max() == pytest.approx(0.95) for w in windows)
-    assert np.all(windows[2][40:] == 0)               # the short tail is padded
     windows, starts = clip_windows(wave[:310], size)    # a 10-sample tail is too short to keep
     assert starts == [0, 200]
 

@@ -61,10 +61,10 @@ def sound_modality(run: LoadedRun, modality: str) -> SoundModality:
 
 
 def clip_windows(wave: np.ndarray, size: int, as_clip=lambda w: w) -> tuple[list[np.ndarray], list[int]]:
-    """Consecutive ``size``-sample windows (the last one zero-padded if it is at least a
+    """Consecutive ``size``-sample windows (the last one, shorter, kept if it is at least a
     quarter full), dropping the quiet ones; each prepared by ``as_clip`` as training clips were."""
     starts = list(range(0, max(1, len(wave) - size // 4), size)) or [0]
-    windows = [np.pad(wave[s:s + size], (0, max(0, size - len(wave[s:s + size])))) for s in starts]
+    windows = [wave[s:s + size] for s in starts]            # the last one may be shorter
     rms = np.array([float(np.sqrt(np.mean(w.astype(np.float64) ** 2))) for w in windows])
     keep = [i for i in range(len(windows)) if rms[i] >= QUIET_SHARE * rms.max()] or [int(rms.argmax())]
     return [as_clip(windows[i].astype(np.float32)) for i in keep], [starts[i] for i in keep]
@@ -85,6 +85,14 @@ def encode_voice(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -
 def encode_content(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
     """Mean of the shared posterior q(z | x) from ``modality`` alone ``(N, D)``: what is sung."""
     return run.model.features(only_batch(run, modality, x, device))
+
+
+@torch.no_grad()
+def convert(run: LoadedRun, modality: str, x: torch.Tensor, w: torch.Tensor, device="cpu") -> torch.Tensor:
+    """Clips ``x`` ``(N, *shape)`` rebuilt with the voice latents ``w`` ``(N, P)``: what is said
+    and (for a modality that keeps it) its timing from ``x``, the voice from ``w``."""
+    batch = only_batch(run, modality, x, device)
+    return run.model.reconstruct(batch, private={modality: w.to(device)})[modality]
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from polyvae.core.run import LoadedRun
 from polyvae.pipelines.generation import given_batch
 from polyvae.pipelines.interpolation import alphas, path_between
 
-from .encoding import decode_audio, encode_content, read_recording, reencode_files, render
+from .encoding import convert, decode_audio, read_recording, reencode_files, render
 from .singers import SingerTable, load_table, voice_modality
 
 
@@ -53,22 +53,23 @@ def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -
     return VoiceEndpoint(str(path), w, rec.windows[:1])
 
 
-def content_latent(run: LoadedRun, modality: str, content: str | None, ends: list[VoiceEndpoint],
-                   device="cpu") -> tuple[torch.Tensor, str]:
-    """The shared latent to hold fixed ``(D,)`` and a description of where it came from."""
+def content_of(run: LoadedRun, modality: str, content: str | None, ends: list[VoiceEndpoint],
+               device="cpu") -> tuple[torch.Tensor | None, torch.Tensor | None, str]:
+    """What is said while the voice moves: a recording's first clip ``(1, *shape)`` (converted,
+    so its timing is kept), or else the shared latent ``(D,)`` of another modality's value (or
+    of the prior mean); and a description of where it came from."""
     model = run.model
     if content:
         if "=" not in content:
             raise UsageError(f"--content '{content}' is not of the form MOD=VALUE (e.g. text=seven)")
         mod, value = (s.strip() for s in content.split("=", 1))
-        if mod == modality:                    # a clip: its shared latent only, not its voice
-            rec = read_recording(run, modality, value)
-            return encode_content(run, modality, rec.windows[:1], device)[0], content
-        return model.features(given_batch(run, [{mod: value}], 1, device))[0], content
+        if mod == modality:                    # a clip: what it says, not its voice
+            return None, read_recording(run, modality, value).windows[:1], content
+        return model.features(given_batch(run, [{mod: value}], 1, device))[0], None, content
     for end in ends:
         if end.recording_x is not None:
-            return encode_content(run, modality, end.recording_x, device)[0], f"{modality}={end.label}"
-    return torch.zeros(model.latent_dim, device=device), "prior mean"
+            return None, end.recording_x, f"{modality}={end.label}"
+    return torch.zeros(model.latent_dim, device=device), None, "prior mean"
 
 
 def voice_path(table: SingerTable, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
@@ -106,10 +107,13 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     run.model.to(device).eval()
     table = load_table(run, device)
     a, b = resolve_voice(run, table, source, device), resolve_voice(run, table, target, device)
-    z, content_label = content_latent(run, modality, content, [a, b], device)
+    z, clip, content_label = content_of(run, modality, content, [a, b], device)
     t = alphas(steps)
     voices = voice_path(table, a.w, b.w, t.to(device), kind)                   # (K, P)
-    x = decode_audio(run, modality, z.view(1, -1).expand(steps, -1), voices)
+    if clip is not None:       # a recording: its words and timing kept, the voice moved (conversion)
+        x = convert(run, modality, clip.expand(steps, *clip.shape[1:]), voices, device)
+    else:
+        x = decode_audio(run, modality, z.view(1, -1).expand(steps, -1), voices)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / f"step_{k:02d}.wav" for k in range(steps)]
@@ -119,7 +123,7 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     to_b = table.distance(heard, b.w.view(1, -1)).tolist()
     alpha = [round(float(v), 6) for v in t]
     strip = out_dir / "strip.png"
-    spectrogram_strip(x.cpu(), strip, [f"{v:.2f}" for v in alpha])
+    spectrogram_strip(run.modalities[modality].to_values(x.cpu()), strip, [f"{v:.2f}" for v in alpha])
     record = {
         "from": a.label, "to": b.label, "path": kind, "content": content_label, "alpha": alpha,
         "voice_distance_to_from": [round(v, 6) for v in to_a],
@@ -156,22 +160,19 @@ def path_warnings(record: dict, a: str, b: str) -> list[str]:
             f"{MONOTONE} and at most -{MONOTONE}); this run's voice latent does not separate the two voices well"]
 
 
-def spectrogram_strip(x: torch.Tensor, path: Path, titles: list[str]) -> None:
-    """The steps' spectrograms side by side, low frequencies at the bottom, alpha above each."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def spectrogram_strip(clips: list, path: Path, titles: list[str]) -> None:
+    """The steps' spectrograms side by side (from the written sound), alpha above each."""
+    from polyvae.pipelines.report.figures import draw_spectrogram, pyplot, save_figure
 
-    k = x.shape[0]
+    plt = pyplot()
+    k = len(clips)
     fig, axes = plt.subplots(1, k, figsize=(1.4 * k + 0.4, 2.2), squeeze=False)
-    lo, hi = float(np.percentile(x.numpy(), 1)), float(np.percentile(x.numpy(), 99))
     for i, ax in enumerate(axes[0]):
-        ax.imshow(x[i].numpy(), origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi)
-        ax.set_title(f"α={titles[i]}", fontsize=8)
+        draw_spectrogram(ax, clips[i].samples, clips[i].sample_rate)
+        ax.set_title(f"\u03b1={titles[i]}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

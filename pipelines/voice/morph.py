@@ -19,7 +19,7 @@ from polyvae.core.errors import UsageError
 from polyvae.core.run import LoadedRun
 from polyvae.core.sound import Audio
 
-from .encoding import decode_audio, encode_content, encode_voice, read_recording, sound_modality
+from .encoding import convert, encode_voice, read_recording, sound_modality
 from .singers import load_table, voice_modality
 
 
@@ -65,23 +65,20 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     table = load_table(run, device, progress)
     target = table.embedding(toward).to(device)
     rec = read_recording(run, modality, recording)
-    z = encode_content(run, modality, rec.windows, device)
     w = encode_voice(run, modality, rec.windows, device)
     moved = morph_latents(w, target, amount)
-    x = decode_audio(run, modality, z, moved)
-    waves = mod.waveforms(x).clamp(-1, 1).cpu().numpy()
-    size = waves.shape[1]
-    total = max(len(rec.wave), max(rec.starts) + size)
+    pieces = mod.to_values(convert(run, modality, rec.windows, moved, device).cpu())
+    total = max(len(rec.wave), max(s + len(p.samples) for s, p in zip(rec.starts, pieces)))
     signal = np.zeros(total, dtype=np.float32)
-    for start, wave in zip(rec.starts, waves):
-        signal[start:start + size] = wave
-    audio = Audio(signal[:max(len(rec.wave), size)], rec.sample_rate)
+    for start, piece in zip(rec.starts, pieces):
+        signal[start:start + len(piece.samples)] = piece.samples
+    audio = Audio(signal[:len(rec.wave)], rec.sample_rate)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as tmp:
             sf.write(str(tmp), audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
-    after = encode_voice(run, modality, mod.preprocess([mod.as_clip(wave) for wave in waves]), device).mean(0)
+    after = encode_voice(run, modality, mod.preprocess([mod.as_clip(p.samples) for p in pieces]), device).mean(0)
     before, after = float(table.distance(w.mean(0), target)), float(table.distance(after, target))
     warnings = list(rec.notes)
     if amount > 0 and after >= before:
