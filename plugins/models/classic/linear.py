@@ -19,6 +19,7 @@ from polyvae.core.modality import Modality
 from polyvae.core.models import LossOutput
 
 from .common import ClassicAutoencoder, check_choice, check_range, masked_mean, row_mse
+from .linear_lbfgs import LinearLBFGS
 
 
 @dataclass
@@ -47,8 +48,6 @@ class LinearOptions:
 #: "auto" trains on all rows at once up to this many values (rows x features; 512 MiB of
 #: float32, copied once beside the training set already on the device)
 FULL_BATCH_ELEMENTS = 1 << 27
-#: values per chunk of a full-batch loss evaluation (bounds the activations' memory)
-CHUNK_ELEMENTS = 1 << 22
 #: a final angle to PCA's subspace above this is a warning in the run's verdict
 PCA_ANGLE_WARNING_DEGREES = 1.0
 
@@ -86,8 +85,7 @@ class LinearAutoencoder(ClassicAutoencoder):
         self.register_buffer("rows_seen", torch.zeros((), dtype=torch.float64))
         # the instance attribute overrides the class default the training loop reads
         self.uses_backprop = self.options.optimizer == "loop"
-        self._lbfgs: torch.optim.LBFGS | None = None
-        self._master: list[torch.Tensor] = []
+        self._lbfgs: LinearLBFGS | None = None
 
     def training_batch_size(self, rows: int, requested: int) -> int:
         """``optimizer: auto``: every row in one batch when they fit, else Adam on ``requested``."""
@@ -162,57 +160,14 @@ class LinearAutoencoder(ClassicAutoencoder):
         self.data_mean += step * (total[:-1] / count - self.data_mean)
 
     def _lbfgs_fit(self, x: torch.Tensor, present: torch.Tensor) -> None:
-        """``lbfgs_iterations`` L-BFGS iterations on the squared error of the present rows.
-
-        L-BFGS runs on a float64 copy of the weights (copied back after): near the optimum,
-        where PCA's eigenvalues k and k+1 are close, float32 cannot tell the last fraction of a
-        degree apart and the line search stalls there (measured on the 32x32 digits at k = 16:
-        0.55 degrees in float32, still falling in float64).
-        """
+        """``lbfgs_iterations`` iterations of full-batch L-BFGS on the present rows (:mod:`.linear_lbfgs`)."""
         if not bool(present.any()):
             return
-        params = [p for p in (self.encoder.weight, self.encoder.bias, self.decoder.weight, self.decoder.bias)
-                  if p is not None]
         if self._lbfgs is None:
-            self._master = [p.detach().double().clone().requires_grad_(True) for p in params]
-            self._lbfgs = torch.optim.LBFGS(self._master, lr=1.0,
-                                            max_iter=self.options.lbfgs_iterations, history_size=50,
-                                            tolerance_grad=0.0, tolerance_change=1e-15,
-                                            line_search_fn="strong_wolfe")
-        master, world = self._master, _world_size()
-        rows = x[present]
-        step = max(1, CHUNK_ELEMENTS // self.n_features)
-        mean = self.data_mean.double()
-
-        def closure() -> torch.Tensor:
-            self._lbfgs.zero_grad()
-            # squared error summed over a row's elements: the same optimum, better scaled steps;
-            # in chunks of rows, so a full batch costs no more activation memory than a small one
-            loss = torch.zeros((), dtype=torch.float64, device=x.device)
-            for start in range(0, rows.shape[0], step):
-                chunk = _squared_error(master, rows[start:start + step], mean) / rows.shape[0]
-                chunk.backward()
-                loss += chunk.detach()
-            if world > 1:  # every rank steps on the mean gradient, so the replicas stay equal
-                import torch.distributed as dist
-                for p in master:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-                dist.all_reduce(loss)
-                return loss / world
-            return loss
-
-        # stop once an iteration changes the loss by under 1e-12 of itself (float64 can still
-        # tell): converged epochs then cost a few evaluations instead of lbfgs_iterations
-        group = self._lbfgs.param_groups[0]
-        state = self._lbfgs.state[master[0]]
-        if "prev_loss" in state:
-            group["tolerance_change"] = 1e-12 * abs(float(state["prev_loss"]))
-        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-            self._lbfgs.step(closure)
-        with torch.no_grad():
-            for p, m in zip(params, master):
-                p.copy_(m)
+            weights = [p for p in (self.encoder.weight, self.encoder.bias, self.decoder.weight,
+                                   self.decoder.bias) if p is not None]
+            self._lbfgs = LinearLBFGS(weights, self.options.lbfgs_iterations)
+        self._lbfgs.fit(x[present], self.data_mean, _world_size())
 
     def training_verdict(self, train, device) -> list:
         """How far training ended from PCA's subspace of the training rows: a note, or a
@@ -244,20 +199,6 @@ class LinearAutoencoder(ClassicAutoencoder):
     def decoder_basis(self) -> np.ndarray:
         """The decoder's weight ``(n_features, k)``; its columns span the learnt subspace."""
         return self.decoder.weight.detach().cpu().double().numpy()
-
-
-def _squared_error(weights: list[torch.Tensor], x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Squared error of ``x`` ``(N, *shape)`` summed over rows and elements, for encoder and
-    decoder ``weights`` (weight, [bias,] weight, [bias]) in their dtype, around ``mean``."""
-    w = list(weights)
-    enc_w = w.pop(0)
-    enc_b = w.pop(0) if len(w) == 3 else None
-    dec_w = w.pop(0)
-    dec_b = w.pop(0) if w else None
-    centred = x.flatten(1).to(enc_w.dtype) - mean
-    z = centred @ enc_w.T + (enc_b if enc_b is not None else 0.0)
-    recon = z @ dec_w.T + (dec_b if dec_b is not None else 0.0)
-    return (recon - centred).pow(2).sum()
 
 
 def _world_size() -> int:
