@@ -4,6 +4,7 @@ Command (from the repository root)::
 
     .venv/bin/python benchmarks/bench_linear_pca.py                  # k = 4 8 16, digits at 32x32
     .venv/bin/python benchmarks/bench_linear_pca.py --k 8 --size 8   # native 8x8 pixels
+    .venv/bin/python benchmarks/bench_linear_pca.py --threads 1      # as measured in docs/classic-models.md
 
 Writes scikit-learn's 1797 handwritten digits as PNG files with a manifest (what a user
 with digits from another source has), then for each k runs, as a user would,
@@ -68,16 +69,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--size", type=int, default=None, help="[modality_options.image] size (default: 32)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="[train] num_threads (default: torch's; on a shared machine 1 avoids threads "
+                             "spinning against other processes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="polyvae-linear-") as tmp:
         root = Path(tmp)
         manifest = write_digits(root / "digits")
-        extra = []
+        extra, settings = [], ""
+        if args.threads:
+            settings += f"[train]\nnum_threads = {args.threads}\n"
         if args.size:
-            (root / "size.toml").write_text(f"[modality_options.image]\nsize = {args.size}\n")
-            extra = ["--config", str(root / "size.toml")]
+            settings += f"[modality_options.image]\nsize = {args.size}\n"
+        if settings:
+            (root / "settings.toml").write_text(settings)
+            extra = ["--config", str(root / "settings.toml")]
         load = os.getloadavg()[0]
-        print(f"{os.cpu_count()} CPUs, load average {load:.2f}; 1797 digits, image size {args.size or 32}")
+        print(f"{os.cpu_count()} CPUs, load average {load:.2f}; 1797 digits, image size {args.size or 32}, "
+              f"threads {args.threads or 'default'}")
         print(f"{'k':>3} {'angle (deg)':>12} {'MSE above PCA':>14} {'eigen-gap':>10} {'train s':>8}")
         for k in args.k:
             run_dir = root / f"run{k}"

@@ -267,9 +267,11 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
             hooks.log(note)
     hooks.log(held_out_note(len(data.train), len(data.validation), config.train.validation_fraction))
     unused = [c for c in data.train.metadata if c not in METADATA_COLUMNS]
-    if unused:
-        hooks.log(f"not trained on (kept as metadata): column{'s' if len(unused) > 1 else ''} "
-                  f"{', '.join(repr(c) for c in unused)}")
+    for what, columns in (("a modality not in --modalities", [c for c in unused if c in registry.modalities]),
+                          ("kept as metadata", [c for c in unused if c not in registry.modalities])):
+        if columns:
+            hooks.log(f"not trained on: column{'s' if len(columns) > 1 else ''} "
+                      f"{', '.join(repr(c) for c in columns)} ({what})")
     if len(data.train) < ctx.world_size:
         raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
     config.modality_states = {m: mod.state() for m, mod in data.modalities.items()}

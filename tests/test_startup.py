@@ -3,6 +3,7 @@ the plugin index they list from follows what is installed. (The timings themselv
 benchmark, ``benchmarks/bench_startup.py``, not a test.)"""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -81,3 +82,23 @@ def test_a_plugin_command_is_listed_from_the_index_and_attached_when_run(monkeyp
     assert "hello" not in group.commands                # listed, not yet attached
     result = CliRunner().invoke(group, ["hello"])
     assert result.exit_code == 0 and "hello from a plugin" in result.output
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_heavy_commands_say_what_they_do_at_once_on_a_terminal(monkeypatch, tmp_path):
+    from polyvae.pipelines.cli import main
+
+    for args, expect in ((["report", str(tmp_path)], True), (["report", "--help"], False), (["plugins"], False)):
+        err = _Terminal()
+        monkeypatch.setattr(sys, "stderr", err)
+        monkeypatch.setattr(sys, "stdout", io.StringIO())
+        try:
+            main(args)
+        except SystemExit:
+            pass
+        said = err.getvalue().startswith(f"polyvae {args[0]}: starting (loading torch and the plugins) ...")
+        assert said is expect, (args, err.getvalue())
