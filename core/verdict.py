@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import VerdictWarning
+from .errors import UsageError, VerdictWarning
 
 if TYPE_CHECKING:
     from .dataset import TensorData
@@ -138,7 +138,11 @@ def decoded_symptoms(model: "AutoencoderModel", data: "TensorData", device) -> l
     model.eval()
     found: list[Symptom] = []
     try:
-        decoded = {m: ("reconstructions", x) for m, x in model.reconstruct(batch).items()}
+        try:
+            reconstructed = model.reconstruct(batch)
+        except (NotImplementedError, UsageError):       # a model that does not decode: nothing to see
+            return []
+        decoded = {m: ("reconstructions", x) for m, x in reconstructed.items()}
         for m, (what, x) in decoded.items():
             found += _symptoms_of(model, m, what, x, batch)
         if model.supports(CROSS_MODAL) and len(model.modalities) > 1:

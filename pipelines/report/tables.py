@@ -40,6 +40,8 @@ def overview(config: RunConfig, run_dir: Path, history: list[dict], data_note: s
             if key in last:
                 facts.insert(6, (f"final {key}", number(last[key])))
                 break
+    from polyvae.core.verdict import read_verdict
+    facts += [("verdict" if f.level == "warning" else "note", f.message) for f in read_verdict(run_dir)]
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
                    for k, v in facts)
     return f'<table class="facts">{rows}</table>'
@@ -91,6 +93,9 @@ METRIC_NOTES = {
     "data": "The rows evaluated: a manifest, or rows given in Python.",
     "rows": "How many rows the figures are taken on (the held-out rows on the training manifest).",
     "notes": "Where the rows and the judging classifiers came from.",
+    "verdict": "What makes these figures or this run not to be trusted as they are (too few rows, outputs "
+               "collapsed to the mean, text that loops), each with its figure and what to change; empty: "
+               "nothing found.",
     "training_objective": "The training loss at full KL weight and its terms on these rows (lower is better).",
     "reconstruction": "Error of each modality rebuilt from all of a row's modalities: squared error for images "
                       "and audio, share of wrong characters for text (lower is better).",
