@@ -38,6 +38,10 @@ class ModelConfig:
     #: weight of the term asking a private latent to tell apart the values of its modality's
     #: label column (audio: ``speaker``) on the rows that have one; 0 turns it off
     private_supervision: float = 40.0
+    #: in training, decode each row with the private latent of another row of the batch that
+    #: has the same label (e.g. another clip of the same speaker), so the private latent must
+    #: carry what the label's rows share (the voice) and not what this row alone holds (its words)
+    private_from_sibling: bool = True
     #: options of the single-modality models (sparsity, noise, ...)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -19,7 +19,7 @@ from .labels import LabelHead
 from .modality import Modality, with_private
 from .models import CROSS_MODAL, DECODE, LIKELIHOOD, PRIOR, AutoencoderModel, Encoding, LossOutput
 from .objective import (SubsetSampler, beta_at, check_reconstruct, likelihood_weights, private_label_loss,
-                        subset_elbo)
+                        siblings, subset_elbo)
 
 
 class SharedBackbone(nn.Module):
@@ -171,15 +171,18 @@ class MultimodalVAE(AutoencoderModel):
     def forward(self, batch: Batch, epoch: float = 0.0) -> LossOutput:
         subsets = self.subsets.sample(device=batch.present[self.order[0]].device)   # (S, M) bool
         beta = torch.tensor(beta_at(self.config, epoch), device=subsets.device)
-        elbo, terms = self._elbo(batch, subsets, beta)
+        sibling_of = None
+        if self.training and self.config.private_from_sibling:
+            sibling_of = {m: siblings(ids) for m, ids in batch.labels.items() if m in self.private_dims}
+        elbo, terms = self._elbo(batch, subsets, beta, sibling_of or None)
         return LossOutput(-elbo, terms)
 
-    def _elbo(self, batch: Batch, subsets: torch.Tensor, beta: torch.Tensor
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _elbo(self, batch: Batch, subsets: torch.Tensor, beta: torch.Tensor,
+              sibling_of: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Encoders, fusion, decoders and the ELBO: tensors in, tensors out (what ``compile`` compiles)."""
         stack, private = self.experts(batch)
         elbo, terms = subset_elbo(self, batch, stack, private, subsets, beta=beta,
-                                  reconstruct=self.config.reconstruct)
+                                  reconstruct=self.config.reconstruct, sibling_of=sibling_of)
         if len(self.label_heads) and batch.labels:
             # not part of the ELBO: steers each private latent toward the user's labels
             penalty, label_terms = private_label_loss(private, batch.labels, dict(self.label_heads))

@@ -86,14 +86,15 @@ def likelihood_weights(modalities: dict[str, Modality], config: ModelConfig) -> 
 
 
 def subset_elbo(model: "MultimodalVAE", batch: Batch, stack: ExpertStack, private: dict[str, GaussianExpert],
-                subsets: torch.Tensor, beta: float | torch.Tensor, reconstruct: str = "all"
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                subsets: torch.Tensor, beta: float | torch.Tensor, reconstruct: str = "all",
+                sibling_of: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over rows of the summed subset ELBOs, and logging terms.
 
     Vectorised: the S subsets are folded into the batch dimension, so the fusion runs once
     on ``(M, S*B, D)`` and each decoder runs once on the (component, subset, row) triples
     that reconstruct its modality; when that is all of them (paired data), with no
-    gather or scatter at all.
+    gather or scatter at all. ``sibling_of[m]`` ``(B,)``, when given, says whose private
+    latent each row's decoder of modality ``m`` gets (:func:`siblings`).
     """
     M, B, D = stack.mu.shape
     S = subsets.shape[0]
@@ -131,6 +132,8 @@ def subset_elbo(model: "MultimodalVAE", batch: Batch, stack: ExpertStack, privat
         w = None
         if m in private:
             w = private[m].rsample()                                    # one draw per row, every subset
+            if sibling_of is not None and m in sibling_of:
+                w = w[sibling_of[m]]
             pays = present[i][None] & targets[:, i, None]                # (S, B)
             kl_private = kl_private + private[m].kl_to_standard_normal()[None] * pays
         h = trunk if idx is None else trunk[idx]
@@ -152,6 +155,17 @@ def subset_elbo(model: "MultimodalVAE", batch: Batch, stack: ExpertStack, privat
     elbo = elbo_rows.mean()
     terms["elbo"] = elbo.detach()
     return elbo, terms
+
+
+def siblings(labels: torch.Tensor) -> torch.Tensor:
+    """For each row ``(B,)`` of label ids (-1: none), a random other row of the batch with the
+    same label, or the row itself when it has none."""
+    b = labels.shape[0]
+    same = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+    same = same & ~torch.eye(b, dtype=torch.bool, device=labels.device)
+    score = torch.where(same, torch.rand(b, b, device=labels.device), torch.full((b, b), -1.0, device=labels.device))
+    pick = score.argmax(1)
+    return torch.where(same.any(1), pick, torch.arange(b, device=labels.device))
 
 
 #: probability of its own label above which a row no longer pays the label term

@@ -210,3 +210,17 @@ def test_paired_fast_path_equals_the_masked_path(fusion):
     torch.testing.assert_close(dense, masked, rtol=1e-6, atol=1e-5)
     for a, b in zip(dense_grads, masked_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=5e-5)     # summation order only
+
+
+def test_siblings_share_the_label_and_are_other_rows():
+    from polyvae.core.objective import siblings
+
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 1, 0, 2, 1, -1, 0])
+    for _ in range(20):
+        pick = siblings(labels)
+        for b, p in enumerate(pick.tolist()):
+            if labels[b] in (0, 1):
+                assert p != b and labels[p] == labels[b]
+            else:                    # alone with its label (2), or unlabelled: itself
+                assert p == b

@@ -95,8 +95,9 @@ def _write_singers(folder, clips_per_singer: int = 24, seed: int = 0):
 
 def _train(root, manifest, name: str, supervision: float):
     config = root / f"{name}.toml"
-    config.write_text(f"[model]\nprivate_supervision = {supervision}\n"
-                      "[modality_options.audio]\nsample_rate = 8000\nn_mels = 32\nn_fft = 256\n"
+    # the clip model without sibling swaps: the label term alone is what tells the singers apart
+    config.write_text(f"[model]\nprivate_supervision = {supervision}\nprivate_from_sibling = false\n"
+                      "[modality_options.audio]\nmodel = \"clip\"\nsample_rate = 8000\nn_mels = 32\nn_fft = 256\n"
                       "hop_length = 128\nwidth = 16\nhidden = 32\nprivate_dim = 4\n")
     result = polyvae("train", root / name, "--data", manifest, "--epochs", "25", "--latent-dim", "4",
                      "--batch-size", "16", "--config", config)
