@@ -134,3 +134,21 @@ def test_generation_from_z_alone_has_an_extent_and_plays(fitted):
     assert bool((inside[:, 0] == 1).all())                       # a clip starts at its first frame
     values = mod.to_values(out)
     assert all(a.sample_rate == SR and 0 < len(a.samples) <= mod.clip_samples for a in values)
+
+
+def test_envelope_projection_and_warps():
+    from polyvae.plugins.audio.speech_networks import envelope_projection, warp_bank
+
+    p = envelope_projection(40, 12)
+    torch.testing.assert_close(p @ p, p, atol=1e-5, rtol=1e-5)           # a projection
+    assert abs(float(torch.trace(p)) - 12) < 1e-4                        # onto 12 dimensions
+    smooth = torch.linspace(-1, 1, 40)                                   # slow: kept
+    ripple = torch.tensor([(-1.0) ** k for k in range(40)])              # harmonic ripple: removed
+    torch.testing.assert_close(p @ smooth, smooth, atol=0.05, rtol=0)
+    assert float((p @ ripple).norm() / ripple.norm()) < 0.15
+    bank = warp_bank(40, 0.0, 8000.0, 1.2, count=5)
+    assert bank.shape == (5, 40, 40)
+    torch.testing.assert_close(bank[2], torch.eye(40), atol=1e-6, rtol=0)   # ratio 1: unchanged
+    peak = torch.zeros(40)
+    peak[20] = 1.0
+    assert int((bank[4] @ peak).argmax()) > 20 > int((bank[0] @ peak).argmax())   # formants move up / down

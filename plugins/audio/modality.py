@@ -31,6 +31,7 @@ from .loading import (LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Loading
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
 from .speech import PitchStats, SpeechDecoder, SpeechEncoder, SpeechShape, pitch_track, split
+from .speech_networks import envelope_projection, warp_bank
 from .speech import log_likelihood_rows as speech_log_likelihood_rows
 from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 
@@ -85,6 +86,10 @@ class AudioOptions:
     content_dim: int = 16
     kernel: int = 5
     blocks: int = 2
+    #: speech model: the content code reads the spectrum's first N cepstral coefficients (its
+    #: envelope, without the harmonics), warped in training by up to 1 +- formant_warp
+    envelope_coefficients: int = 24
+    formant_warp: float = 0.2
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -144,6 +149,8 @@ class AudioOptions:
         need(self.private_dim >= 0, f"private_dim must be >= 0, got {self.private_dim}")
         need(self.content_dim >= 1 and self.kernel >= 1 and self.kernel % 2 == 1 and self.blocks >= 1,
              "content_dim and blocks must be positive and kernel a positive odd number")
+        need(1 <= self.envelope_coefficients and 0 <= self.formant_warp < 1,
+             "envelope_coefficients must be >= 1 and formant_warp in [0, 1)")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
@@ -392,13 +399,22 @@ class AudioModality(SoundModality):
         return SpeechShape(o.n_mels, self.shape[1], o.content_dim, o.private_dim, o.width, o.hidden, o.kernel,
                            o.blocks, o.depth)
 
+    def _content_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the speech model's content networks read: the envelope projection, and the
+        frequency warps of training (None without)."""
+        o = self.opts
+        envelope = envelope_projection(o.n_mels, o.envelope_coefficients)
+        warps = (warp_bank(o.n_mels, o.f_min, o.f_max or o.sample_rate / 2, 1.0 + o.formant_warp)
+                 if o.formant_warp > 0 else None)
+        return envelope, warps
+
     def build_encoder(self, latent_dim: int) -> torch.nn.Module:
         """Speech: per-frame content pooled into the shared expert, and the voice (:mod:`.speech`).
         Clip: a conv encoder for the shared latent; with ``private_dim`` > 0 a voice branch
         beside it (frame-wise, pooled over time: see :mod:`.voice`)."""
         o = self.opts
         if self.speech:
-            return SpeechEncoder(self.speech_shape(), latent_dim)
+            return SpeechEncoder(self.speech_shape(), latent_dim, *self._content_inputs())
         content = SpectrogramEncoder(*self.shape, latent_dim, o.width, o.hidden, o.depth)
         if not o.private_dim:
             return content
@@ -409,7 +425,7 @@ class AudioModality(SoundModality):
         latent (the last ``private_dim`` inputs) it also sets a per-mel-bin level."""
         o = self.opts
         if self.speech:
-            return SpeechDecoder(self.speech_shape(), input_dim)
+            return SpeechDecoder(self.speech_shape(), input_dim, *self._content_inputs())
         if not o.private_dim:
             return SpectrogramDecoder(*self.shape, input_dim, o.width, o.hidden, o.depth, o.likelihood_scale)
         return VoiceConditionedDecoder(*self.shape, input_dim, o.private_dim, o.width, o.hidden, o.depth,

@@ -11,19 +11,22 @@ the clip length the networks see)::
                         [n_mels+2]  inside the clip (0/1)
 
 The model (networks in :mod:`.speech_networks`) keeps what is said as a per-frame content
-code ``c_{1:T}`` (time kept, the voice normalised away), the voice as the clip-level private
-latent ``w``, and pitch as its own stream: the contour's shape (intonation: log-F0 with the
-clip's mean and spread removed) travels with the content, its level and range come from the
-voice. Its likelihood is a small hierarchical VAE inside the modality::
+code ``c_{1:T}`` (time kept, the voice normalised away: its input is the spectrum's smooth
+envelope, without the harmonics, randomly warped along frequency in training), the voice as
+the clip-level private latent ``w``, and pitch as its own stream: the contour's shape
+(intonation: log-F0 with the clip's mean and spread removed) travels with the content, its
+level and range come from the voice. Its likelihood has two parts::
 
-    log p(x | z, w) >= E_q(c|x)[ log p(spectrum | c, pitch, w) + log p(pitch level | w) ]
-                       - KL(q(c | x) || p(c | z)) + log p(intonation, voicing, length | z)
+    log p(x | z, w) ~ log N(x | head(z, w))                                    per (subset, clip)
+                    + E_q(c|x)[ log p(spectrum | c, pitch, w) ] - KL(q(c | x) || N(0, I))
+                    + log p(pitch level | w)                                    once per clip
 
-The first line does not depend on z, so it is computed once per clip and counted in every
-sub-sampled subset (:meth:`SpeechModel.log_likelihood_rows`). Converting a voice keeps the
-source's ``c``, intonation, voicing and timing and decodes them with another ``w``: its
-pitch level and range, and its spectrum (Hsu et al. 2016; Kameoka et al.'s ACVAE-VC; the
-instance-normalised content of Chou et al.'s AdaIN-VC).
+The clip head is what cross-modal generation decodes (text -> speech); the frame-level VAE
+is what conversion decodes: the source's ``c``, intonation, voicing and timing with another
+``w``, its pitch level and range, and its spectrum (Hsu et al. 2016; Kameoka et al.'s
+ACVAE-VC; the instance-normalised content of Chou et al.'s AdaIN-VC). The second part does not
+depend on z, so it is computed once per clip and counted in every sub-sampled subset
+(:func:`log_likelihood_rows`).
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pitch import yin
-from .speech_networks import (ClipExpert, ContentNet, FrameDecoder, FramePrior, PitchHead, VoiceNet, masked_stats)
+from .speech_networks import ClipExpert, ClipHead, ContentNet, FrameDecoder, PitchHead, VoiceNet, masked_stats
 
 LOG_2PI = math.log(2.0 * math.pi)
 #: log-scale bounds of the spectrum's Gaussian (normalised units), as the clip model's
@@ -87,11 +90,12 @@ class SpeechEncoder(nn.Module):
     """``x`` -> ``(mu, logvar)`` of width ``latent_dim + voice_dim``: the shared expert (from the
     content frames and the intonation) then the voice."""
 
-    def __init__(self, shape: SpeechShape, latent_dim: int):
+    def __init__(self, shape: SpeechShape, latent_dim: int, envelope: torch.Tensor | None = None,
+                 warps: torch.Tensor | None = None):
         super().__init__()
         s = shape
         self.n_mels = s.n_mels
-        self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks)
+        self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps)
         self.clip = ClipExpert(s.content_dim + 3, s.frames, latent_dim, s.width, s.hidden, s.depth)
         self.voice = VoiceNet(s.n_mels + 2, s.voice_dim, s.width, s.kernel, max(1, s.blocks - 1)) \
             if s.voice_dim else None
@@ -108,32 +112,34 @@ class SpeechEncoder(nn.Module):
 
 
 class SpeechDecoder(nn.Module):
-    """Everything p(x | z, w) needs: q(c | x), p(c, intonation, voicing, length | z), the frame
-    decoder, the voice's pitch level, and the spectrum's learnt scale per mel bin."""
+    """The two ways back to a clip: from z and the voice at once (:class:`ClipHead`, cross-modal
+    generation), and frame by frame from the clip's own content and another voice (q(c | x),
+    the frame decoder and the voice's pitch level: reconstruction and conversion)."""
 
-    def __init__(self, shape: SpeechShape, input_dim: int):
+    def __init__(self, shape: SpeechShape, input_dim: int, envelope: torch.Tensor | None = None,
+                 warps: torch.Tensor | None = None):
         super().__init__()
         s = shape
         self.shape = s
-        self.posterior = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks)
-        self.prior = FramePrior(input_dim - s.voice_dim, s.content_dim, s.frames, s.width, s.hidden, s.depth)
+        self.head = ClipHead(input_dim, s.voice_dim, s.channels, s.frames, s.width, s.hidden, s.depth)
+        self.posterior = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps)
         self.frames = FrameDecoder(s.content_dim, s.n_mels, max(1, s.voice_dim), s.width, s.kernel, s.blocks + 1)
         self.pitch = PitchHead(s.voice_dim, s.width) if s.voice_dim else None
         lo, hi = LOG_SCALE_RANGE
-        self.raw_log_scale = nn.Parameter(torch.full((1, s.n_mels, 1), float(torch.logit(torch.tensor(-lo / (hi - lo))))))
-        self.log_intonation_scale = nn.Parameter(torch.zeros(()))
+        start = float(torch.logit(torch.tensor(-lo / (hi - lo))))
+        self.raw_log_scale = nn.Parameter(torch.full((1, s.n_mels, 1), start))          # frame decoder
+        self.raw_head_scale = nn.Parameter(torch.full((1, s.channels, 1), start))       # clip head
 
     # ---- pieces -------------------------------------------------------------------------------
-    def log_scale(self) -> torch.Tensor:
+    @staticmethod
+    def bounded(raw: torch.Tensor) -> torch.Tensor:
         lo, hi = LOG_SCALE_RANGE
-        return lo + (hi - lo) * torch.sigmoid(self.raw_log_scale)
+        return lo + (hi - lo) * torch.sigmoid(raw)
 
-    def split_inputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder input -> (what comes from z, the voice ``w``; zeros of width 1 without one)."""
+    def voice_of(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The voice ``w`` at the end of the decoder input (zeros of width 1 without one)."""
         p = self.shape.voice_dim
-        if not p:
-            return inputs, inputs.new_zeros(inputs.shape[0], 1)
-        return inputs[:, :-p], inputs[:, -p:]
+        return inputs[:, -p:] if p else inputs.new_zeros(inputs.shape[0], 1)
 
     def voice_pitch(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The voice's mean log-F0 and spread ``(B,)`` (the training average, 0 and 1, without a voice)."""
@@ -151,20 +157,21 @@ class SpeechDecoder(nn.Module):
     def forward(self, inputs: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """A decoded clip ``(B, channels, T)``: from z and w alone (``x`` None), or keeping the
         content, intonation, voicing and timing of ``x`` with the voice of ``w`` (conversion)."""
-        h, w = self.split_inputs(inputs)
-        level, spread = self.voice_pitch(w)
+        n = self.shape.n_mels
         if x is None:
-            prior = self.prior(h)
-            inside = _contiguous(torch.sigmoid(prior["inside"]) > 0.5).float()
-            voiced = (torch.sigmoid(prior["voiced"]) > 0.5).float() * inside
-            tone, c = prior["intonation"] * inside, prior["mu"]
-        else:
-            spec, f0_src, voiced, inside = split(x, self.shape.n_mels)
-            c, _ = self.posterior(spec, inside)
-            tone = intonation(f0_src, voiced, inside)
+            out = self.head(inputs)
+            inside = _contiguous(out[:, n + 2] > 0.5).float()
+            voiced = (out[:, n + 1] > 0.5).float() * inside
+            return torch.cat([out[:, :n] * inside[:, None], (out[:, n] * inside)[:, None], voiced[:, None],
+                              inside[:, None]], 1)
+        w = self.voice_of(inputs)
+        level, spread = self.voice_pitch(w)
+        spec, f0_src, voiced, inside = split(x, n)
+        c, _ = self.posterior(spec, inside)
+        tone = intonation(f0_src, voiced, inside)
         f0 = level[:, None] + spread[:, None] * tone
         spec = self.render(c, tone, voiced, f0, w, inside)
-        return torch.cat([spec, (f0 * inside)[:, None], voiced[:, None], inside[:, None]], 1)
+        return torch.cat([spec * inside[:, None], (f0 * inside)[:, None], voiced[:, None], inside[:, None]], 1)
 
 
 def _contiguous(inside: torch.Tensor) -> torch.Tensor:
@@ -176,38 +183,34 @@ def _contiguous(inside: torch.Tensor) -> torch.Tensor:
 
 def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor, rows: torch.Tensor,
                         private: torch.Tensor | None) -> torch.Tensor:
-    """The speech model's bound on log p(x[rows] | h, w[rows]) ``(N,)`` (see the module docstring):
-    the spectrum and pitch level once per clip of ``x`` ``(B, ...)``, the KL and the z-dependent
-    terms for every row of ``h``."""
+    """The speech model's log-likelihood terms for every row of ``h`` ``(N,)``: the clip head's
+    Gaussian of the whole clip given z and w (per row), and once per clip of ``x`` ``(B, ...)``
+    the frame-level VAE's bound (spectrum from q(c | x), the pitch and the voice, KL of c to
+    N(0, I) per frame) and the voice's pitch level."""
     s = decoder.shape
     spec, f0, voiced, inside = split(x, s.n_mels)
     w = private if private is not None and s.voice_dim else x.new_zeros(x.shape[0], max(1, s.voice_dim))
     w = w.float()
-    # ---- once per clip: the spectrum from q(c | x), the pitch and the voice
+    # ---- once per clip: the frame-level VAE
     mu_c, logvar_c = decoder.posterior(spec, inside)
     c = mu_c + torch.randn_like(mu_c) * (0.5 * logvar_c).exp() if decoder.training else mu_c
     tone = intonation(f0, voiced, inside)
     mean = decoder.render(c, tone, voiced, f0, w, inside)                     # teacher-forced pitch
-    log_scale = decoder.log_scale()
+    log_scale = decoder.bounded(decoder.raw_log_scale)
     per = -0.5 * ((spec - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
-    local = (per * inside[:, None]).flatten(1).sum(1)
+    kl = 0.5 * (mu_c.pow(2) + logvar_c.exp() - 1.0 - logvar_c)
+    local = (per * inside[:, None]).flatten(1).sum(1) - (kl * inside[:, None]).flatten(1).sum(1)
     if decoder.pitch is not None:
         level, spread, count = pitch_level(f0, voiced)
         predicted_level, predicted_spread = decoder.voice_pitch(w)
         error = ((level - predicted_level).pow(2) + (spread.log() - predicted_spread.log()).pow(2))
         local = local + torch.where(count >= 3, -0.5 * error / PITCH_LEVEL_SCALE ** 2, torch.zeros_like(error))
-    # ---- per row: what z says about the frames
-    prior = decoder.prior(h)
-    m = inside[rows]
-    kl = 0.5 * (prior["logvar"] - logvar_c[rows] + (logvar_c[rows].exp() + (mu_c[rows] - prior["mu"]).pow(2))
-                * torch.exp(-prior["logvar"]) - 1.0)
-    kl = (kl * m[:, None]).flatten(1).sum(1)
-    tone_scale = decoder.log_intonation_scale
-    tone_ll = (-0.5 * ((tone[rows] - prior["intonation"]) * torch.exp(-tone_scale)).pow(2) - tone_scale
-               - 0.5 * LOG_2PI) * voiced[rows] * m
-    voiced_ll = -F.binary_cross_entropy_with_logits(prior["voiced"], voiced[rows], reduction="none") * m
-    inside_ll = -F.binary_cross_entropy_with_logits(prior["inside"], m, reduction="none")
-    return local[rows] + (tone_ll + voiced_ll + inside_ll).sum(1) - kl
+    # ---- per row: the clip from z (and w)
+    target = x.float()[rows]
+    inputs = torch.cat([h, w[rows].to(h.dtype)], -1) if s.voice_dim else h
+    head_scale = decoder.bounded(decoder.raw_head_scale)
+    head = -0.5 * ((target - decoder.head(inputs).float()) * torch.exp(-head_scale)).pow(2) - head_scale - 0.5 * LOG_2PI
+    return local[rows] + head.flatten(1).sum(1)
 
 
 # ---- features ---------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ frames and 0 on the padding after it. Every statistic over time is taken on mask
 * :class:`ClipExpert` -- the shared latent's Gaussian expert from the content frames and the
   clip's intonation (strided convolutions over time keep their order: the melody and the
   sequence of sounds say *what* is said).
-* :class:`FramePrior` -- p(c_{1:T}, intonation, voicing, length | z): what a clip-level latent
-  (from text, an image or the audio) says about the frames.
+* :class:`ClipHead` -- the whole clip from the clip-level latent z (from text, an image or
+  the audio) and the voice: what cross-modal generation decodes.
 * :class:`FrameDecoder` -- the spectrum of every frame from ``c_t``, the pitch and ``w``; the
   voice enters every layer by adaptive instance normalisation (a scale and shift per channel)
   and as a time-constant level per mel bin.
@@ -22,6 +22,7 @@ frames and 0 on the padding after it. Every statistic over time is taken on mask
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,17 +65,62 @@ class Block(nn.Module):
         return (x + h) * mask[:, None, :].to(x.dtype)
 
 
-class ContentNet(nn.Module):
-    """Spectrum ``(B, n_mels, T)`` -> per-frame ``(mu_c, logvar_c)``, each ``(B, content_dim, T)``."""
+def slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Hz -> Slaney mel (linear below 1 kHz, logarithmic above), as the filterbank uses."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_part = 15.0 + 27.0 * np.log(np.maximum(hz, 1e-9) / 1000.0) / np.log(6.4)
+    return np.where(hz < 1000.0, 3.0 * hz / 200.0, log_part)
 
-    def __init__(self, n_mels: int, content_dim: int, width: int, kernel: int, blocks: int):
+
+def slaney_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel < 15.0, 200.0 * mel / 3.0, 1000.0 * np.exp((mel - 15.0) * np.log(6.4) / 27.0))
+
+
+def envelope_projection(n_mels: int, keep: int) -> torch.Tensor:
+    """``(n_mels, n_mels)``: a log-mel frame's first ``keep`` orthonormal DCT coefficients, back
+    in mel bins -- its smooth envelope (formants), without the ripple of the harmonics (pitch)."""
+    k = np.arange(n_mels)
+    basis = np.cos(np.pi * (k[None, :] + 0.5) * k[:, None] / n_mels) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    kept = basis[:min(keep, n_mels)]
+    return torch.tensor(kept.T @ kept, dtype=torch.float32)
+
+
+def warp_bank(n_mels: int, f_min: float, f_max: float, max_ratio: float, count: int = 33) -> torch.Tensor:
+    """``(count, n_mels, n_mels)`` matrices that scale a log-mel frame along frequency by ratios
+    from ``1/max_ratio`` to ``max_ratio`` (out(f) = in(f / ratio)): a longer or shorter vocal
+    tract. Perturbing the content encoder's input with them in training keeps the voice's
+    formant scale out of the content code."""
+    lo, hi = slaney_mel(f_min), slaney_mel(f_max)
+    centres = slaney_hz(np.linspace(lo, hi, n_mels + 2)[1:-1])
+    eye = np.eye(n_mels)
+    mats = [np.stack([np.interp(centres / r, centres, eye[j]) for j in range(n_mels)], 1)
+            for r in np.exp(np.linspace(-np.log(max_ratio), np.log(max_ratio), count))]
+    return torch.tensor(np.stack(mats), dtype=torch.float32)
+
+
+class ContentNet(nn.Module):
+    """Spectrum ``(B, n_mels, T)`` -> per-frame ``(mu_c, logvar_c)``, each ``(B, content_dim, T)``.
+
+    It reads the spectrum's smooth envelope (``envelope`` projection, no harmonics: no pitch)
+    and, in training, that envelope warped along frequency by a random ratio (``warps``)."""
+
+    def __init__(self, n_mels: int, content_dim: int, width: int, kernel: int, blocks: int,
+                 envelope: torch.Tensor | None = None, warps: torch.Tensor | None = None):
         super().__init__()
         self.inp = nn.Conv1d(n_mels, width, kernel, padding=kernel // 2)
         self.blocks = nn.ModuleList([Block(width, kernel) for _ in range(blocks)])
         self.out = nn.Conv1d(width, 2 * content_dim, 1)
+        self.register_buffer("envelope", envelope if envelope is not None else torch.eye(n_mels), persistent=False)
+        self.register_buffer("warps", warps if warps is not None else torch.eye(n_mels)[None], persistent=False)
 
     def forward(self, spec: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = mask[:, None, :].to(spec.dtype)
+        spec = torch.matmul(self.envelope.to(spec.dtype), spec)
+        if self.training and self.warps.shape[0] > 1:
+            pick = torch.randint(self.warps.shape[0], (spec.shape[0],), device=spec.device)
+            spec = torch.bmm(self.warps[pick].to(spec.dtype), spec)
         mean, _ = masked_stats(spec, mask)
         h = self.inp((spec - mean) * m) * m
         for block in self.blocks:
@@ -121,29 +167,32 @@ class ClipExpert(nn.Module):
         return mu, logvar
 
 
-class FramePrior(nn.Module):
-    """``(B, input_dim)`` -> per frame ``(B, 2 * content_dim + 3, T)``: the prior mean and
-    log-variance of ``c_t``, the intonation, and the logits of voicing and of "inside the clip"."""
+class ClipHead(nn.Module):
+    """``(B, input_dim)`` (z's features and the voice ``w``) -> the whole clip's mean
+    ``(B, channels, T)`` at once (spectrum, log-F0, voicing, extent): what a clip-level latent
+    from text, an image or the audio itself says the clip is. ``w`` also sets a time-constant
+    level per channel (the voice's long-term spectrum and pitch)."""
 
-    def __init__(self, input_dim: int, content_dim: int, frames: int, width: int, hidden: int, depth: int):
+    def __init__(self, input_dim: int, voice_dim: int, channels: int, frames: int, width: int, hidden: int,
+                 depth: int):
         super().__init__()
+        self.voice_dim = voice_dim
         self.start = (width, frames >> depth)
         self.fc = nn.Sequential(nn.Linear(input_dim, hidden), nn.SiLU(), nn.Linear(hidden, width * self.start[1]),
                                 nn.SiLU())
         layers: list[nn.Module] = []
         for _ in range(depth - 1):
             layers += [nn.ConvTranspose1d(width, width, 4, 2, 1), nn.SiLU()]
-        layers.append(nn.ConvTranspose1d(width, 2 * content_dim + 3, 4, 2, 1))
+        layers.append(nn.ConvTranspose1d(width, channels, 4, 2, 1))
         self.deconv = nn.Sequential(*layers)
-        self.content_dim = content_dim
-        with torch.no_grad():                    # a clip fills its frames until learnt otherwise
-            layers[-1].bias[2 * content_dim + 2] = 3.0
+        self.level = nn.Sequential(nn.Linear(voice_dim, width), nn.SiLU(), nn.Linear(width, channels)) \
+            if voice_dim else None
 
-    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
         out = self.deconv(self.fc(h).view(-1, *self.start))
-        c = self.content_dim
-        return {"mu": out[:, :c], "logvar": out[:, c:2 * c].clamp(-10.0, 5.0), "intonation": out[:, 2 * c],
-                "voiced": out[:, 2 * c + 1], "inside": out[:, 2 * c + 2]}
+        if self.level is not None:
+            out = out + self.level(h[:, -self.voice_dim:])[..., None]
+        return out
 
 
 class PitchHead(nn.Module):
