@@ -152,3 +152,21 @@ def test_envelope_projection_and_warps():
     peak = torch.zeros(40)
     peak[20] = 1.0
     assert int((bank[4] @ peak).argmax()) > 20 > int((bank[0] @ peak).argmax())   # formants move up / down
+
+
+def test_excitation_rendering_keeps_the_pitch_contour():
+    """The excitation renderer imposes the decoded F0: a gliding tone's rendering has the glide."""
+    mod = AudioModality(n_mels=64, renderer="excitation")
+    t = np.arange(SR) / SR
+    f0 = 120 + 80 * t                                   # 120 -> 200 Hz over a second
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    glide = (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
+    mod.fit([glide, harmonic(150, 1.0)])
+    x = mod.preprocess([glide])
+    wave = mod.waveforms(x)[0]
+    track, voiced = yin(wave[None], SR, 160)
+    frames = np.arange(track.shape[1]) * 160 / SR
+    keep = voiced[0].numpy() & (frames > 0.1) & (frames < 0.9)
+    expected = 120 + 80 * frames[keep]
+    assert keep.sum() > 50
+    assert np.median(np.abs(track[0].numpy()[keep] / expected - 1)) < 0.02

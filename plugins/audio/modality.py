@@ -40,6 +40,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 _LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
 MODELS = ("speech", "clip")
+RENDERERS = ("griffin-lim", "excitation")
 #: what an option left unset (None) means, per model
 MODEL_DEFAULTS = {
     "speech": {"n_mels": 80, "private_dim": 16, "width": 96, "depth": 3},
@@ -90,6 +91,10 @@ class AudioOptions:
     #: envelope, without the harmonics), warped in training by up to 1 +- formant_warp
     envelope_coefficients: int = 24
     formant_warp: float = 0.2
+    #: speech model: how frames become sound: "griffin-lim" (phase recovered from the
+    #: magnitude) or "excitation" (the phase of a pulse train at the decoded pitch: the pitch
+    #: contour exactly, a little less of the voice's texture)
+    renderer: str = "griffin-lim"
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -151,6 +156,7 @@ class AudioOptions:
              "content_dim and blocks must be positive and kernel a positive odd number")
         need(1 <= self.envelope_coefficients and 0 <= self.formant_warp < 1,
              "envelope_coefficients must be >= 1 and formant_warp in [0, 1)")
+        need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
@@ -471,12 +477,17 @@ class AudioModality(SoundModality):
         x = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
         floor = math.log(self.opts.log_floor)
         if self.speech:
-            spec, _, _, inside = split(x, self.opts.n_mels)
+            spec, f0, voiced, inside = split(x, self.opts.n_mels)
             log_mel = self._normalizer().invert(spec).clamp(floor, 20.0)
             log_mel = torch.where(inside[:, None] > 0.5, log_mel, torch.full_like(log_mel, floor))
         else:
             log_mel = self._normalizer().invert(x).clamp(floor, 20.0)
-        wave = self.features.log_mel_to_audio(log_mel, n_iter)
+        if self.speech and self.opts.renderer == "excitation":
+            hz = (f0 * self.pitch_stats.std + self.pitch_stats.mean).clamp(-5.0, 9.0).exp()
+            linear = self.features.mel_to_linear(log_mel.exp())
+            wave = self.features.excitation_phase(linear, hz, (voiced > 0.5) & (inside > 0.5))
+        else:
+            wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:
             last = torch.where(inside > 0.5, torch.arange(inside.shape[1], device=x.device), -1).amax(1)
             end = ((last + 1) * self.opts.hop_length).clamp_max(wave.shape[1])

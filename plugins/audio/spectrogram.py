@@ -153,6 +153,41 @@ class MelFeatures:
         return torch.stft(wave, c.n_fft, c.hop_length, window=window, center=True,
                           pad_mode="reflect", return_complex=True).transpose(1, 2)
 
+    def excitation_phase(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor,
+                         seed: int = 0) -> torch.Tensor:
+        """Waveforms ``(N, num_samples)`` with the magnitude ``linear`` ``(N, n_freqs, frames)``
+        and the phase of a source at the frame-wise pitch ``f0_hz`` ``(N, frames)``: a
+        band-limited pulse train on ``voiced`` frames, noise on the others. No Griffin-Lim
+        iteration, so the pitch of the sound is the contour's, exactly (Griffin-Lim smears
+        harmonics until pitch trackers lose them)."""
+        c = self.config
+        window, _, _ = self._tables(linear.device)
+        n, frames = f0_hz.shape
+        samples = c.padded_samples
+        position = torch.arange(samples, device=linear.device, dtype=torch.float32) / c.hop_length
+        # per-sample pitch, linearly interpolated between frame centres
+        left = position.floor().long().clamp(max=frames - 1)
+        right = (left + 1).clamp(max=frames - 1)
+        frac = (position - left.float())[None]
+        f0 = f0_hz.float().clamp_min(0.0)
+        per_sample = f0[:, left] * (1 - frac) + f0[:, right] * frac
+        is_voiced = (voiced.float()[:, left] * (1 - frac) + voiced.float()[:, right] * frac) > 0.5
+        per_sample = torch.where(is_voiced, per_sample.clamp_min(40.0), torch.full_like(per_sample, 100.0))
+        phase = 2 * math.pi * torch.cumsum(per_sample / c.sample_rate, dim=-1)
+        top = max(1, int(c.sample_rate / 2 / 40.0))
+        pulses = torch.zeros_like(phase)
+        for k in range(1, min(top, 80) + 1):          # harmonics under Nyquist only
+            pulses = pulses + torch.where(k * per_sample < c.sample_rate / 2, torch.cos(k * phase),
+                                          torch.zeros_like(phase))
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        noise = torch.randn(n, samples, generator=generator).to(linear.device)
+        source = torch.where(is_voiced, pulses, noise)
+        spectrum = torch.view_as_real(self._stft(source, window))                       # (N, T, F, 2)
+        real, imag = spectrum.unbind(-1)
+        unit = spectrum / torch.hypot(real, imag).add(1e-12).unsqueeze(-1)
+        magnitude = linear.float().transpose(1, 2)[:, :unit.shape[1]]                    # (N, T, F)
+        return self._istft(unit * magnitude.unsqueeze(-1), window)[..., :c.num_samples]
+
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""
         return self.griffin_lim(self.mel_to_linear(log_mel.float().exp()), n_iter)
