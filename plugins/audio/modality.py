@@ -87,6 +87,8 @@ class AudioOptions:
     content_dim: int = 16
     kernel: int = 5
     blocks: int = 2
+    #: speech model: the content code and the frame networks run at one frame in ``stride``
+    stride: int = 2
     #: speech model: the content code reads the spectrum's first N cepstral coefficients (its
     #: envelope, without the harmonics), warped in training by up to 1 +- formant_warp
     envelope_coefficients: int = 24
@@ -152,6 +154,7 @@ class AudioOptions:
              f"likelihood_scale must be per-bin or global, got {self.likelihood_scale!r}")
         need(self.width >= 1 and self.hidden >= 1, "width and hidden must be positive")
         need(self.private_dim >= 0, f"private_dim must be >= 0, got {self.private_dim}")
+        need(self.stride in (1, 2, 4), f"stride must be 1, 2 or 4, got {self.stride}")
         need(self.content_dim >= 1 and self.kernel >= 1 and self.kernel % 2 == 1 and self.blocks >= 1,
              "content_dim and blocks must be positive and kernel a positive odd number")
         need(1 <= self.envelope_coefficients and 0 <= self.formant_warp < 1,
@@ -174,8 +177,9 @@ class AudioOptions:
         return LoadingConfig(self.sample_rate, self.clip_seconds, self.length_policy, self.peak_normalize, pad=pad)
 
     def spectrogram(self) -> SpectrogramConfig:
+        multiple = 2 ** self.depth * (self.stride if self.model == "speech" else 1)
         return SpectrogramConfig(self.sample_rate, self.num_samples, self.n_fft, self.hop_length,
-                                 self.n_mels, self.f_min, self.f_max, self.log_floor, 2 ** self.depth,
+                                 self.n_mels, self.f_min, self.f_max, self.log_floor, multiple,
                                  self.griffin_lim_iters, inverse_mel_iters=self.inverse_mel_iters)
 
 
@@ -403,7 +407,7 @@ class AudioModality(SoundModality):
     def speech_shape(self) -> SpeechShape:
         o = self.opts
         return SpeechShape(o.n_mels, self.shape[1], o.content_dim, o.private_dim, o.width, o.hidden, o.kernel,
-                           o.blocks, o.depth)
+                           o.blocks, o.depth, o.stride)
 
     def _content_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the speech model's content networks read: the envelope projection, and the

@@ -60,6 +60,8 @@ class SpeechShape:
     kernel: int
     blocks: int
     depth: int
+    #: the content code (and the frame networks) run at one frame in ``stride``
+    stride: int = 1
 
     @property
     def channels(self) -> int:
@@ -95,16 +97,17 @@ class SpeechEncoder(nn.Module):
         super().__init__()
         s = shape
         self.n_mels = s.n_mels
-        self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps)
-        self.clip = ClipExpert(s.content_dim + 3, s.frames, latent_dim, s.width, s.hidden, s.depth)
-        self.voice = VoiceNet(s.n_mels + 2, s.voice_dim, s.width, s.kernel, max(1, s.blocks - 1)) \
+        self.stride = s.stride
+        self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps, s.stride)
+        self.clip = ClipExpert(s.content_dim + 3, s.frames // s.stride, latent_dim, s.width, s.hidden, s.depth)
+        self.voice = VoiceNet(s.n_mels + 2, s.voice_dim, s.width, s.kernel, max(1, s.blocks - 1), s.stride) \
             if s.voice_dim else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         spec, f0, voiced, inside = split(x, self.n_mels)
         mu_c, _ = self.content(spec, inside)
-        frames = torch.cat([mu_c, intonation(f0, voiced, inside)[:, None], voiced[:, None], inside[:, None]], 1)
-        mu, logvar = self.clip(frames)
+        pitch = torch.stack([intonation(f0, voiced, inside), voiced, inside], 1)[..., ::self.stride]
+        mu, logvar = self.clip(torch.cat([mu_c, pitch], 1))
         if self.voice is None:
             return mu, logvar
         mu_w, logvar_w = self.voice(torch.cat([spec, f0[:, None] * inside[:, None], voiced[:, None]], 1), inside)
@@ -122,8 +125,9 @@ class SpeechDecoder(nn.Module):
         s = shape
         self.shape = s
         self.head = ClipHead(input_dim, s.voice_dim, s.channels, s.frames, s.width, s.hidden, s.depth)
-        self.posterior = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps)
-        self.frames = FrameDecoder(s.content_dim, s.n_mels, max(1, s.voice_dim), s.width, s.kernel, s.blocks + 1)
+        self.posterior = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps, s.stride)
+        self.frames = FrameDecoder(s.content_dim, s.n_mels, max(1, s.voice_dim), s.width, s.kernel, s.blocks + 1,
+                                   s.stride)
         self.pitch = PitchHead(s.voice_dim, s.width) if s.voice_dim else None
         lo, hi = LOG_SCALE_RANGE
         start = float(torch.logit(torch.tensor(-lo / (hi - lo))))
@@ -199,7 +203,8 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
     log_scale = decoder.bounded(decoder.raw_log_scale)
     per = -0.5 * ((spec - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
     kl = 0.5 * (mu_c.pow(2) + logvar_c.exp() - 1.0 - logvar_c)
-    local = (per * inside[:, None]).flatten(1).sum(1) - (kl * inside[:, None]).flatten(1).sum(1)
+    coarse = inside[:, ::s.stride]
+    local = (per * inside[:, None]).flatten(1).sum(1) - (kl * coarse[:, None]).flatten(1).sum(1)
     if decoder.pitch is not None:
         level, spread, count = pitch_level(f0, voiced)
         predicted_level, predicted_spread = decoder.voice_pitch(w)

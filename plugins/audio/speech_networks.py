@@ -101,15 +101,16 @@ def warp_bank(n_mels: int, f_min: float, f_max: float, max_ratio: float, count: 
 
 
 class ContentNet(nn.Module):
-    """Spectrum ``(B, n_mels, T)`` -> per-frame ``(mu_c, logvar_c)``, each ``(B, content_dim, T)``.
+    """Spectrum ``(B, n_mels, T)`` -> per-frame ``(mu_c, logvar_c)``, each ``(B, content_dim, T / stride)``.
 
     It reads the spectrum's smooth envelope (``envelope`` projection, no harmonics: no pitch)
     and, in training, that envelope warped along frequency by a random ratio (``warps``)."""
 
     def __init__(self, n_mels: int, content_dim: int, width: int, kernel: int, blocks: int,
-                 envelope: torch.Tensor | None = None, warps: torch.Tensor | None = None):
+                 envelope: torch.Tensor | None = None, warps: torch.Tensor | None = None, stride: int = 1):
         super().__init__()
-        self.inp = nn.Conv1d(n_mels, width, kernel, padding=kernel // 2)
+        self.stride = stride
+        self.inp = nn.Conv1d(n_mels, width, kernel, stride=stride, padding=kernel // 2)
         self.blocks = nn.ModuleList([Block(width, kernel) for _ in range(blocks)])
         self.out = nn.Conv1d(width, 2 * content_dim, 1)
         self.register_buffer("envelope", envelope if envelope is not None else torch.eye(n_mels), persistent=False)
@@ -122,23 +123,27 @@ class ContentNet(nn.Module):
             pick = torch.randint(self.warps.shape[0], (spec.shape[0],), device=spec.device)
             spec = torch.bmm(self.warps[pick].to(spec.dtype), spec)
         mean, _ = masked_stats(spec, mask)
-        h = self.inp((spec - mean) * m) * m
+        coarse = mask[:, ::self.stride]
+        mc = coarse[:, None, :].to(spec.dtype)
+        h = self.inp((spec - mean) * m) * mc
         for block in self.blocks:
-            h = block(h, mask)
-        mu, logvar = self.out(instance_norm(h, mask)).chunk(2, dim=1)
-        return mu * m, logvar.clamp(-10.0, 5.0)
+            h = block(h, coarse)
+        mu, logvar = self.out(instance_norm(h, coarse)).chunk(2, dim=1)
+        return mu * mc, logvar.clamp(-10.0, 5.0)
 
 
 class VoiceNet(nn.Module):
     """Spectrum and pitch ``(B, n_mels + 2, T)`` -> the clip's ``(mu_w, logvar_w)``, each ``(B, voice_dim)``."""
 
-    def __init__(self, channels: int, voice_dim: int, width: int, kernel: int, blocks: int):
+    def __init__(self, channels: int, voice_dim: int, width: int, kernel: int, blocks: int, stride: int = 1):
         super().__init__()
-        self.inp = nn.Conv1d(channels, width, kernel, padding=kernel // 2)
+        self.stride = stride
+        self.inp = nn.Conv1d(channels, width, kernel, stride=stride, padding=kernel // 2)
         self.blocks = nn.ModuleList([Block(width, kernel, norm=False) for _ in range(blocks)])
         self.head = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, 2 * voice_dim))
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = mask[:, ::self.stride]
         h = self.inp(features) * mask[:, None, :].to(features.dtype)
         for block in self.blocks:
             h = block(h, mask)
@@ -208,18 +213,28 @@ class PitchHead(nn.Module):
 
 
 class FrameDecoder(nn.Module):
-    """``c`` ``(B, content_dim, T)``, pitch ``(B, 3, T)`` (intonation, voiced, log-F0) and
-    ``w`` ``(B, voice_dim)`` -> the spectrum's mean ``(B, n_mels, T)``."""
+    """``c`` ``(B, content_dim, T / stride)``, pitch ``(B, 3, T)`` (intonation, voiced, log-F0)
+    and ``w`` ``(B, voice_dim)`` -> the spectrum's mean ``(B, n_mels, T)``: blocks at the content
+    code's rate, then up to the frame rate, where the pitch is read again in full detail."""
 
-    def __init__(self, content_dim: int, n_mels: int, voice_dim: int, width: int, kernel: int, blocks: int):
+    def __init__(self, content_dim: int, n_mels: int, voice_dim: int, width: int, kernel: int, blocks: int,
+                 stride: int = 1):
         super().__init__()
+        self.stride = stride
         self.inp = nn.Conv1d(content_dim + 3, width, kernel, padding=kernel // 2)
         self.blocks = nn.ModuleList([Block(width, kernel, cond_dim=voice_dim) for _ in range(blocks)])
+        self.up = nn.ConvTranspose1d(width, width, 2 * stride, stride, stride // 2) if stride > 1 else None
+        self.fine = nn.Conv1d(width + 3, width, 1)
         self.out = nn.Conv1d(width, n_mels, 1)
         self.level = nn.Sequential(nn.Linear(voice_dim, width), nn.SiLU(), nn.Linear(width, n_mels))
 
     def forward(self, c: torch.Tensor, pitch: torch.Tensor, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.inp(torch.cat([c, pitch], 1)) * mask[:, None, :].to(c.dtype)
+        coarse = mask[:, ::self.stride]
+        slow = F.avg_pool1d(pitch, self.stride) if self.stride > 1 else pitch
+        h = self.inp(torch.cat([c, slow], 1)) * coarse[:, None, :].to(c.dtype)
         for block in self.blocks:
-            h = block(h, mask, w)
-        return self.out(F.silu(h)) + self.level(w)[..., None]
+            h = block(h, coarse, w)
+        if self.up is not None:
+            h = self.up(F.silu(h))
+        h = F.silu(self.fine(torch.cat([F.silu(h), pitch], 1)))
+        return self.out(h) + self.level(w)[..., None]
