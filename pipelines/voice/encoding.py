@@ -1,8 +1,9 @@
-"""Recordings in and out of a run's audio modality: windows, voice latents, content latents.
+"""Recordings in and out of a run's sound modality: windows, voice latents, conversion.
 
 A user's recording may be longer than the run's clips. It is read whole (up to
-``MAX_SECONDS``), cut into consecutive clip-long windows, and the quiet windows are dropped;
-a voice latent is the mean over the windows, content is decoded window by window.
+``MAX_SECONDS``, and the result says when it was cut), cut into consecutive clip-long
+windows, and the quiet windows are dropped; a voice latent is the mean over the windows, and
+a conversion rebuilds the recording window by window with another voice latent.
 """
 from __future__ import annotations
 
@@ -79,12 +80,6 @@ def only_batch(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> 
 def encode_voice(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
     """Mean of q(w | x) for a batch of preprocessed clips ``(N, *shape)`` -> ``(N, P)``."""
     return run.model.encode(only_batch(run, modality, x, device)).private_mean(modality).float()
-
-
-@torch.no_grad()
-def encode_content(run: LoadedRun, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor:
-    """Mean of the shared posterior q(z | x) from ``modality`` alone ``(N, D)``: what is sung."""
-    return run.model.features(only_batch(run, modality, x, device))
 
 
 @torch.no_grad()
