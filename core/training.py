@@ -68,7 +68,10 @@ class TrainingHooks:
     #: called with (total_steps, label); returns an object with update(n) and close()
     step_bar: Callable[[int, str], Any] | None = None
     on_epoch_end: Callable[[EpochReport], None] | None = None
+    #: what a user must see even when quiet (rows skipped, data cut, resuming)
     log: Callable[[str], None] = lambda _msg: None
+    #: what training tells along the way (rows held out, columns not used, the verdict's notes)
+    info: Callable[[str], None] = lambda _msg: None
 
 
 @dataclass
@@ -265,12 +268,12 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     for mod in data.modalities.values():
         for note in mod.notes():
             hooks.log(note)
-    hooks.log(held_out_note(len(data.train), len(data.validation), config.train.validation_fraction))
+    hooks.info(held_out_note(len(data.train), len(data.validation), config.train.validation_fraction))
     unused = [c for c in data.train.metadata if c not in METADATA_COLUMNS]
     for what, columns in (("a modality not in --modalities", [c for c in unused if c in registry.modalities]),
                           ("kept as metadata", [c for c in unused if c not in registry.modalities])):
         if columns:
-            hooks.log(f"not trained on: column{'s' if len(columns) > 1 else ''} "
+            hooks.info(f"not trained on: column{'s' if len(columns) > 1 else ''} "
                       f"{', '.join(repr(c) for c in columns)} ({what})")
     if len(data.train) < ctx.world_size:
         raise UsageError(f"{len(data.train)} training row(s) cannot be shared by {ctx.world_size} processes")
@@ -288,7 +291,7 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     if batch_size != config.train.batch_size:
         size = f"all {len(data.train)} training rows at once" if batch_size >= len(data.train) \
             else f"batches of {batch_size} rows"
-        hooks.log(f"--model {config.model.model} trains on {size} "
+        hooks.info(f"--model {config.model.model} trains on {size} "
                   f"(--batch-size {config.train.batch_size} is not used)")
     # fused Adam: one kernel for all parameters instead of ~10 small ops per tensor
     # (about a sixth of a small MLP step on CPU; benchmarks/RESULTS.md)
@@ -360,7 +363,7 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     model.eval()
     if ctx.is_main and history:
         findings = training_verdict(model, history, data.train, data.validation, device, run_dir)
-        announce(findings, hooks.log)
+        announce(findings, hooks.info)
         write_verdict(run_dir, findings)
     dump_rank_state(model, ctx, run_dir)
     barrier(ctx)

@@ -142,6 +142,10 @@ def decoded_symptoms(model: "AutoencoderModel", data: "TensorData", device) -> l
             reconstructed = model.reconstruct(batch)
         except (NotImplementedError, UsageError):       # a model that does not decode: nothing to see
             return []
+        except Exception as exc:        # like a plot, a check must never undo a finished run
+            warnings.warn(VerdictWarning(f"decoded examples could not be checked ({type(exc).__name__}: {exc})"),
+                          stacklevel=3)
+            return []
         decoded = {m: ("reconstructions", x) for m, x in reconstructed.items()}
         for m, (what, x) in decoded.items():
             found += _symptoms_of(model, m, what, x, batch)
@@ -150,8 +154,12 @@ def decoded_symptoms(model: "AutoencoderModel", data: "TensorData", device) -> l
                 for target in model.modalities:
                     if target == source:
                         continue
-                    given = batch.only([source])
-                    out = model.generate(given, [target], sample=False)[target]
+                    try:
+                        out = model.generate(batch.only([source]), [target], sample=False)[target]
+                    except Exception as exc:
+                        warnings.warn(VerdictWarning(f"{target} generated from {source} could not be checked "
+                                                     f"({type(exc).__name__}: {exc})"), stacklevel=3)
+                        continue
                     keep = batch.present[source] & batch.present[target]
                     found += _symptoms_of(model, target, f"generated from {source}", out, batch, keep)
     finally:

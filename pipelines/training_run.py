@@ -69,6 +69,7 @@ def run_training(run_dir: Path, manifest: Path, config: RunConfig, resume: bool 
         step_bar=step_bar if main_process and not quiet else None,
         on_epoch_end=on_epoch,
         log=(lambda msg: click.echo(msg, err=True)) if main_process else (lambda msg: None),
+        info=(lambda msg: click.echo(msg, err=True)) if main_process and not quiet else (lambda msg: None),
     )
     try:
         model = train(run_dir, manifest, config, resume=resume, hooks=hooks)

@@ -104,7 +104,7 @@ def test_default_settings_reach_pca_and_training_says_how_close(tmp_path, k):
     config.train.device = "cpu"
     config.modality_options = {"image": {"size": 16}}
     said: list[str] = []
-    model = train(tmp_path / "run", manifest, config, hooks=TrainingHooks(log=said.append))
+    model = train(tmp_path / "run", manifest, config, hooks=TrainingHooks(log=said.append, info=said.append))
     assert model.uses_backprop is False
     assert "--model linear-ae trains on all 360 training rows at once (--batch-size 64 is not used)" in said
     run = load_run(tmp_path / "run")
