@@ -78,6 +78,7 @@ def test_five_epochs_on_forty_rows_end_with_a_verdict(trained):
     (verdict,) = [w for w in warnings_in(r.err) if w.startswith("undertrained")]
     assert "validation loss was still falling" in verdict
     assert "image reconstructions vary" in verdict and "collapsed towards the mean" in verdict
+    assert "text reconstructions repeat themselves" in verdict                 # "The e e e e e e e e"
     assert f"polyvae train {root / 'run'} --resume --epochs" in verdict and "more rows" in verdict
     saved = json.loads((root / "run" / "verdict.json").read_text())
     assert [f["check"] for f in saved] == ["undertrained"] and saved[0]["message"] == verdict
@@ -136,3 +137,21 @@ def test_fail_mode_lists_every_bad_row_and_hints_at_backslashes(tmp_path):
     assert "write it 'images/IMG_1002.jpg' (that file exists)" in lines[1]
     assert "row 6, column 'image'" in lines[2] and "row 8, column 'text': empty text" in lines[3]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_clip_longer_than_the_run_models_is_said_when_a_command_reads_it(tmp_path):
+    """Reading new data with a trained run's modalities (generate, encode, evaluate): what a
+    modality notes about it (here the audio plugin: a 1 s clip where 0.25 s is modelled) is a
+    DataWarning, as training already showed it."""
+    import soundfile as sf
+
+    from polyvae.core.errors import DataWarning
+    from polyvae.pipelines.run_data import notes_as_warnings
+    from polyvae.plugins.audio.modality import AudioModality
+
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "long.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    audio = AudioModality(model="clip", duration=0.25)
+    with pytest.warns(DataWarning, match=r"audio: 1 of 1 clips are longer than the 0.25 s used"):
+        with notes_as_warnings([audio]):
+            audio.from_value(str(tmp_path / "long.wav"))
