@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyvae.core.errors import UsageError
+from polyvae.core.errors import PolyvaeWarning, UsageError
 from polyvae.core.models import CROSS_MODAL
 from polyvae.core.training import EpochReport
 
@@ -38,8 +38,8 @@ SAMPLE_ROWS = 4
 PROJECTOR_ROWS = 1000
 
 
-class TrackingWarning(UserWarning):
-    """A tracking write failed; training goes on."""
+class TrackingWarning(PolyvaeWarning):
+    """A tracking write failed; training goes on (one ``Warning:`` line in the CLI)."""
 
 
 def check_loggers(names: list[str]) -> None:
