@@ -85,9 +85,8 @@ def _write_singers(run_dir: Path, manifest: Path, model, report: EpochReport, qu
     """After training: ``singers.json`` (voice embedding per ``speaker``) when the run has a voice."""
     import torch
 
-    from polyvae.pipelines.voice.singers import write_after_training
-
-    from polyvae.pipelines.voice.singers import read_table
+    from polyvae.pipelines.voice import warn_all
+    from polyvae.pipelines.voice.singers import read_table, write_after_training
 
     device = next(iter(model.parameters()), torch.zeros(0)).device
     path = write_after_training(Path(run_dir), model, report.data.train, Path(manifest), device)
@@ -95,5 +94,4 @@ def _write_singers(run_dir: Path, manifest: Path, model, report: EpochReport, qu
         return
     if not quiet:
         click.echo(f"singers: {path}", err=True)
-    for line in read_table(Path(run_dir)).warnings():
-        click.echo(f"Warning: {line}", err=True)
+    warn_all(read_table(Path(run_dir)).warnings())

@@ -75,8 +75,8 @@ def test_interpolate_between_two_singers(voice_run):
     assert -1.0 <= record["spearman_alpha_distance_to_from"] <= 1.0
     assert record["content"] == "text=seven"
     for k in range(5):
-        info = sf.info(out / f"step_{k:02d}.wav")
-        assert info.samplerate == 16000 and info.frames == 16000
+        info = sf.info(out / f"step_{k:02d}.wav")             # as long as the clip the model decodes
+        assert info.samplerate == 16000 and 8000 <= info.frames <= 16000
     assert (out / "strip.png").stat().st_size > 1000
 
 

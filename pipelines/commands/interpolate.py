@@ -29,13 +29,7 @@ def command(run_dir, source, target, steps, kind, content, out_dir, device) -> N
       polyvae interpolate runs/mvae --from a.png --to b.png --steps 8 --out path/
       polyvae interpolate runs/mvae --from bass_boris --to soprano_sofia --content text=seven --out voices/
     """
-    import warnings
-
     run = api.load(run_dir, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # said below, once, in the CLI's words
-        result = run.interpolate(source, target, steps, path=kind, content=content, out=out_dir)
+    result = run.interpolate(source, target, steps, path=kind, content=content, out=out_dir)
     for f in result.files:
         click.echo(str(f))
-    for line in result.record.get("warnings", []):
-        click.echo(f"Warning: {line}", err=True)

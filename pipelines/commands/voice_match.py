@@ -33,13 +33,7 @@ def command(run_dir: Path, recording: Path, as_json: bool, top: int | None, devi
       polyvae voice-match runs/mvae my_voice.wav
       polyvae voice-match runs/mvae my_voice.wav --json
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # said below, once, in the CLI's words
-        result = api.load(run_dir, device=device).voice_match(recording, progress=True)
-    for line in result.warnings:
-        click.echo(f"Warning: {line}", err=True)
+    result = api.load(run_dir, device=device).voice_match(recording, progress=True)
     ranking = result.ranking[:top] if top else result.ranking
     if as_json:
         echo_json({**result.to_json(), "ranking": ranking})

@@ -27,13 +27,7 @@ def command(run_dir: Path, recording: Path, toward: str, amount: float, out_file
     Example:
       polyvae voice-morph runs/mvae my_voice.wav --toward soprano_sofia --amount 0.5 --out me_sofia.wav
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # said below, once, in the CLI's words
-        result = api.load(run_dir, device=device).morph(recording, toward, amount, out=out_file, progress=True)
-    for line in result.warnings:
-        click.echo(f"Warning: {line}", err=True)
+    result = api.load(run_dir, device=device).morph(recording, toward, amount, out=out_file, progress=True)
     if as_json:
         echo_json(result.summary)
         return

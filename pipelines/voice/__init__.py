@@ -1,7 +1,10 @@
 """Voice: singer embeddings, voice interpolation, matching and morphing, voice features."""
 
 
-class VoiceWarning(UserWarning):
+from polyvae.core.errors import PolyvaeWarning
+
+
+class VoiceWarning(PolyvaeWarning):
     """A voice result the user should not trust without knowing: a morph that moved away from
     its target, a path that is not monotone, a recording that was cut."""
 

@@ -190,6 +190,8 @@ class ClipHead(nn.Module):
             layers += [nn.ConvTranspose1d(width, width, 4, 2, 1), nn.SiLU()]
         layers.append(nn.ConvTranspose1d(width, channels, 4, 2, 1))
         self.deconv = nn.Sequential(*layers)
+        with torch.no_grad():                 # the last channel says "inside the clip": so it is, until learnt
+            layers[-1].bias[-1] = 1.0
         self.level = nn.Sequential(nn.Linear(voice_dim, width), nn.SiLU(), nn.Linear(width, channels)) \
             if voice_dim else None
 
