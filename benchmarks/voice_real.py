@@ -173,7 +173,7 @@ def f0_correlation(source: np.ndarray, source_rate: int, out: np.ndarray, out_ra
 
 # ---- the measurements ---------------------------------------------------------------------------
 def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, ear: Ear, epochs: int,
-            per_pair: int, seed: int = 0) -> dict:
+            per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "") -> dict:
     import soundfile as sf
     import torch
     from scipy.stats import spearmanr
@@ -182,13 +182,14 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
 
     torch.set_num_threads(2)
     t = time.perf_counter()
-    run = polyvae.train(out / f"run_{model}", data=manifest, epochs=epochs, progress=False, plots=False,
-                        config={"modality_options": {"audio": {"model": model}}})
+    run = polyvae.train(out / f"run_{model}{tag}", data=manifest, epochs=epochs, progress=False, plots=False,
+                        config={"modality_options": {"audio": {"model": model, **(options or {})}}})
     train_seconds = time.perf_counter() - t
     rng = random.Random(seed)
     names = sorted(held)
     real = set(REAL)
-    result: dict = {"model": model, "train_seconds": round(train_seconds, 1)}
+    result: dict = {"model": model, "options": options or {}, "epochs": epochs,
+                    "train_seconds": round(train_seconds, 1)}
     # reconstruction and voice-match
     own, match, evidence = [], [], []
     for name in names:
@@ -248,10 +249,15 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=60, help="training utterances per speaker")
     parser.add_argument("--per-pair", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["speech", "clip"])
+    parser.add_argument("--audio-options", default="{}", help="JSON of extra audio options, e.g. "
+                        "'{\"renderer\": \"excitation\"}' (applied to the speech model)")
+    parser.add_argument("--tag", default="", help="suffix of the run folders")
     args = parser.parse_args()
     manifest, held = prepare(args.out, args.train)
     ear = Ear(manifest)
-    runs = [measure(m, manifest, held, args.out, ear, args.epochs, args.per_pair) for m in args.models]
+    extra = json.loads(args.audio_options)
+    runs = [measure(m, manifest, held, args.out, ear, args.epochs, args.per_pair,
+                    options=extra if m == "speech" else {}, tag=args.tag) for m in args.models]
     print(json.dumps(runs, indent=2))
     if len(runs) == 2:
         a, b = runs
