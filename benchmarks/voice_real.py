@@ -173,7 +173,7 @@ def f0_correlation(source: np.ndarray, source_rate: int, out: np.ndarray, out_ra
 
 # ---- the measurements ---------------------------------------------------------------------------
 def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, ear: Ear, epochs: int,
-            per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "") -> dict:
+            per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "", reuse: bool = False) -> dict:
     import soundfile as sf
     import torch
     from scipy.stats import spearmanr
@@ -182,8 +182,12 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
 
     torch.set_num_threads(2)
     t = time.perf_counter()
-    run = polyvae.train(out / f"run_{model}{tag}", data=manifest, epochs=epochs, progress=False, plots=False,
-                        config={"modality_options": {"audio": {"model": model, **(options or {})}}})
+    folder = out / f"run_{model}{tag}"
+    if reuse and (folder / "model.safetensors").exists():
+        run = polyvae.load(folder)
+    else:
+        run = polyvae.train(folder, data=manifest, epochs=epochs, progress=False, plots=False,
+                            config={"modality_options": {"audio": {"model": model, **(options or {})}}})
     train_seconds = time.perf_counter() - t
     rng = random.Random(seed)
     names = sorted(held)
@@ -252,12 +256,13 @@ def main() -> None:
     parser.add_argument("--audio-options", default="{}", help="JSON of extra audio options, e.g. "
                         "'{\"renderer\": \"excitation\"}' (applied to the speech model)")
     parser.add_argument("--tag", default="", help="suffix of the run folders")
+    parser.add_argument("--reuse", action="store_true", help="measure a run folder already trained (train_seconds is then the load time)")
     args = parser.parse_args()
     manifest, held = prepare(args.out, args.train)
     ear = Ear(manifest)
     extra = json.loads(args.audio_options)
     runs = [measure(m, manifest, held, args.out, ear, args.epochs, args.per_pair,
-                    options=extra if m == "speech" else {}, tag=args.tag) for m in args.models]
+                    options=extra if m == "speech" else {}, tag=args.tag, reuse=args.reuse) for m in args.models]
     print(json.dumps(runs, indent=2))
     if len(runs) == 2:
         a, b = runs

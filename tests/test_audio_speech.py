@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polyvae.plugins.audio.modality import AudioModality
-from polyvae.plugins.audio.pitch import yin
+from polyvae.plugins.audio.pitch import drop_outliers, yin
 from polyvae.plugins.audio.speech import fill_unvoiced, intonation, split
 
 SR = 16000
@@ -35,6 +35,16 @@ def test_yin_calls_silence_and_noise_unvoiced():
     noise = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, SR // 2).astype(np.float32))[None]
     assert not yin(silence, SR, 160)[1].any()
     assert yin(noise, SR, 160)[1].float().mean() < 0.1
+
+
+def test_drop_outliers_removes_octave_jumps_and_isolated_frames():
+    # a monotone voice around 100 Hz with one octave jump, one sub-octave frame and a lone voiced frame
+    f0 = torch.tensor([[100.0, 101, 102, 200, 103, 104, 105, 55, 104, 103, 102, 0, 0, 98, 0, 0, 100, 101, 102]])
+    voiced = f0 > 0
+    kept = drop_outliers(f0, voiced)
+    dropped = (voiced & ~kept)[0].nonzero().flatten().tolist()
+    assert dropped == [3, 7, 13]
+    assert not drop_outliers(f0[:, :2], voiced[:, :2]).any()
 
 
 def test_fill_unvoiced_interpolates_between_voiced_frames():

@@ -69,8 +69,28 @@ def yin(wave: torch.Tensor, sample_rate: int, hop: int, fmin: float = 60.0, fmax
     level = 10 * torch.log10(windows.pow(2).mean(-1) + 1e-12)
     loud = torch.quantile(level, 0.95, dim=-1, keepdim=True)
     voiced = (mid < voicing) & (level > loud - 40.0) & (f0 >= fmin) & (f0 <= fmax)
+    voiced = drop_outliers(f0, voiced)
     f0 = median_smooth(torch.where(voiced, f0, torch.zeros_like(f0)), voiced)
     return torch.where(voiced, f0, torch.zeros_like(f0)), voiced
+
+
+def drop_outliers(f0: torch.Tensor, voiced: torch.Tensor, size: int = 15, ratio: float = 1.35,
+                  shortest: int = 3) -> torch.Tensor:
+    """The voiced mask without the frames that are likely tracking errors: those more than
+    ``ratio`` (about 5 semitones) from the running median of their ``size`` voiced neighbours
+    (octave and sub-octave jumps), then voiced runs shorter than ``shortest`` frames. On a
+    monotone voice a few such frames would dominate the contour's shape."""
+    log_f0 = torch.where(voiced, f0.clamp_min(1e-3).log(), torch.full_like(f0, float("nan")))
+    pad = size // 2
+    centre = torch.nanmedian(F.pad(log_f0, (pad, pad), value=float("nan")).unfold(-1, size, 1), dim=-1).values
+    voiced = voiced & ((log_f0 - centre).abs() <= math.log(ratio))
+    # a frame is kept when some run of ``shortest`` consecutive voiced frames contains it
+    v = voiced.float()[:, None]
+    if v.shape[-1] < shortest:
+        return voiced & False
+    starts = -F.max_pool1d(-v, shortest, 1)                                   # a run starts at t
+    covered = F.max_pool1d(F.pad(starts, (shortest - 1, shortest - 1)), shortest, 1)
+    return voiced & (covered[:, 0] > 0.5)
 
 
 def median_smooth(f0: torch.Tensor, voiced: torch.Tensor, size: int = 5) -> torch.Tensor:
