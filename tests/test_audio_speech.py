@@ -180,3 +180,14 @@ def test_excitation_rendering_keeps_the_pitch_contour():
     expected = 120 + 80 * frames[keep]
     assert keep.sum() > 50
     assert np.median(np.abs(track[0].numpy()[keep] / expected - 1)) < 0.02
+
+
+def test_pitch_track_in_chunks_equals_all_at_once(monkeypatch):
+    import polyvae.plugins.audio.speech as speech
+    waves = torch.from_numpy(np.stack([harmonic(f, 0.3) for f in (110.0, 180.0, 260.0, 330.0, 95.0)]))
+    whole = speech.pitch_track(waves, SR, 160, 31)
+    monkeypatch.setattr(speech, "PITCH_FRAMES_PER_CHUNK", 62)          # two clips at a time
+    chunked = speech.pitch_track(waves, SR, 160, 31)
+    torch.testing.assert_close(chunked[0], whole[0])
+    assert torch.equal(chunked[1], whole[1])
+    assert whole[1].float().mean() > 0.8

@@ -234,10 +234,18 @@ class PitchStats:
         return cls(float(raw["mean"]), float(raw["std"]))
 
 
+#: frames tracked at once (YIN's buffers are a few kB per frame: this bounds them, however many and long the clips)
+PITCH_FRAMES_PER_CHUNK = 4096
+
+
 def pitch_track(waves: torch.Tensor, sample_rate: int, hop: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """log-F0 (natural log of Hz, carried through unvoiced frames by linear interpolation) and
-    the voiced mask, ``(N, frames)`` each."""
-    f0, voiced = yin(waves, sample_rate, hop, frames=frames)
+    the voiced mask, ``(N, frames)`` each. Clips are tracked a chunk at a time, so memory does
+    not grow with the number or length of the clips."""
+    step = max(1, PITCH_FRAMES_PER_CHUNK // max(1, frames))
+    parts = [yin(waves[i:i + step], sample_rate, hop, frames=frames) for i in range(0, waves.shape[0], step)]
+    f0 = torch.cat([p[0] for p in parts]) if parts else waves.new_zeros(0, frames)
+    voiced = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, frames, dtype=torch.bool)
     log_f0 = torch.where(voiced, f0.clamp_min(1.0).log(), torch.zeros_like(f0))
     return fill_unvoiced(log_f0, voiced), voiced
 
