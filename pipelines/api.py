@@ -345,7 +345,9 @@ class Run:
     def morph(self, recording: str | Path, toward: str, amount: float = 0.5, *,
               out: str | Path | None = None, progress: bool = False) -> Morphed:
         """The recording with its voice moved ``amount`` (0..1) of the way toward singer
-        ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given)."""
+        ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given).
+        Up to 2 goes past the singer (the difference from the recording's voice exaggerated),
+        which an ear hears as the singer more often than 1."""
         from .morphed import Morphed
         from .voice import warn_all
         from .voice.morph import morph_voice

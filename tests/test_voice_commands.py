@@ -138,6 +138,15 @@ def test_voice_morph_keeps_the_length_and_moves_toward_the_singer(voice_run, tmp
     assert r.code == 0, r.err
     kept = sf.read(tmp_path / "kept.wav")[0]
     assert len(kept) == len(recording) and np.abs(kept - audio).mean() > 1e-3
+    # past the target (up to 2): another output again; beyond 2 is refused in one line
+    r = polyvae("voice-morph", voice_run / "run", tmp_path / "me.wav", "--toward", "soprano_sofia",
+                "--amount", "1.5", "--out", tmp_path / "past.wav")
+    assert r.code == 0, r.err
+    past = sf.read(tmp_path / "past.wav")[0]
+    assert len(past) == len(recording) and np.abs(past - audio).mean() > 1e-3
+    r = polyvae("voice-morph", voice_run / "run", tmp_path / "me.wav", "--toward", "soprano_sofia",
+                "--amount", "2.5", "--out", tmp_path / "no.wav")
+    assert r.code == 2 and "0.0<=x<=2.0" in r.err and not (tmp_path / "no.wav").exists()
 
 
 def test_generate_in_a_singers_voice(voice_run):

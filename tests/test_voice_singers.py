@@ -101,6 +101,8 @@ def test_morph_latents_endpoints_and_midpoint():
     assert torch.equal(morph_latents(w, target, 0.0), w)
     assert torch.equal(morph_latents(w, target, 1.0), target.expand(2, 2))
     assert torch.equal(morph_latents(w, target, 0.5), torch.tensor([[0.5, 1.5], [2.5, -0.5]]))
+    # past the target: the difference from the recording's voice exaggerated
+    assert torch.equal(morph_latents(w, target, 1.5), torch.tensor([[1.5, 0.5], [-0.5, 2.5]]))
 
 
 def test_clip_windows_cut_pad_and_drop_silence():

@@ -7,14 +7,16 @@ import click
 
 from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
+from polyvae.pipelines.voice import MAX_AMOUNT
 
 
 @click.command("voice-morph")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--toward", required=True, help="A singer of the run (see polyvae voice-match).")
-@click.option("--amount", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="0 keeps your voice, 1 takes the singer's.")
+@click.option("--amount", type=click.FloatRange(0.0, MAX_AMOUNT), default=0.5, show_default=True,
+              help="0 keeps your voice, 1 takes the singer's; up to 2 goes past it (the "
+                   "difference from your voice exaggerated), heard as the singer more often.")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output WAV file.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a line.")
@@ -26,6 +28,7 @@ def command(run_dir: Path, recording: Path, toward: str, amount: float, out_file
     \b
     Example:
       polyvae voice-morph runs/mvae my_voice.wav --toward soprano_sofia --amount 0.5 --out me_sofia.wav
+      polyvae voice-morph runs/mvae my_voice.wav --toward soprano_sofia --amount 1.5 --out as_sofia.wav
     """
     result = api.load(run_dir, device=device).morph(recording, toward, amount, out=out_file, progress=True)
     if as_json:

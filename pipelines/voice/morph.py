@@ -19,6 +19,7 @@ from polyvae.core.errors import UsageError
 from polyvae.core.run import LoadedRun
 from polyvae.core.sound import Audio
 
+from . import MAX_AMOUNT
 from .encoding import convert, encode_voice, read_recording, sound_modality
 from .singers import load_table, voice_modality
 
@@ -44,7 +45,8 @@ class MorphResult:
 
 
 def morph_latents(w: torch.Tensor, target: torch.Tensor, amount: float) -> torch.Tensor:
-    """``w + amount (target - w)`` for every row of ``w`` ``(N, P)``; 0 keeps w, 1 gives target, exactly."""
+    """``w + amount (target - w)`` for every row of ``w`` ``(N, P)``; 0 keeps w, 1 gives target, exactly,
+    above 1 goes past the target."""
     target = target.to(w.device, w.dtype).view(1, -1)
     if amount == 0:
         return w.clone()
@@ -57,8 +59,8 @@ def morph_latents(w: torch.Tensor, target: torch.Tensor, amount: float) -> torch
 def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: float, out: Path | None = None,
                 device="cpu", progress=None) -> MorphResult:
     """Morph the recording; with ``out`` also write it there (a WAV at the run's sample rate)."""
-    if not 0.0 <= amount <= 1.0:
-        raise UsageError(f"--amount must be between 0 and 1, got {amount}")
+    if not 0.0 <= amount <= MAX_AMOUNT:
+        raise UsageError(f"--amount must be between 0 and {MAX_AMOUNT:g}, got {amount}")
     modality = voice_modality(run.model)
     mod = sound_modality(run, modality)
     run.model.to(device).eval()
