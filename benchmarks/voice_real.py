@@ -3,7 +3,7 @@
     apt-get install asterisk-prompt-it-menardi-wav asterisk-prompt-fr-armelle asterisk-prompt-es-co \\
         espeak-ng flite sox
     .venv/bin/pip install --no-deps resemblyzer pyworld-prebuilt     # the ear and an F0 tracker
-    .venv/bin/python benchmarks/voice_real.py --out /tmp/voice-real [--epochs 30] [--train 60]
+    .venv/bin/python benchmarks/voice_real.py --out /tmp/voice-real [--epochs 30] [--train 60] [--amounts 1.5 2]
 
 The speakers: three real ones (Debian's Italian, French and Colombian-Spanish telephone prompts,
 8 kHz) and five synthetic ones (flite slt, rms, awb; espeak-ng en-us+f4, en-gb+m3) reading
@@ -20,7 +20,8 @@ held-out utterances:
 * reconstruction: ``voice-morph --amount 0``, identified as its own speaker;
 * conversion: ``--amount 1`` toward every other speaker (``--per-pair`` utterances a pair),
   identified as the target (overall and real -> real), and the F0 contour's correlation with
-  the source's (pyworld harvest, log-F0 on frames voiced in both);
+  the source's (pyworld harvest, log-F0 on frames voiced in both); with ``--amounts``, also
+  past the target (same clips, identification only);
 * interpolation: 8 steps between two speakers with a held-out utterance of the first as the
   content; Spearman's rho of alpha with the ear's similarity to the second, per pair;
 * voice-match: top-1 on held-out clips, and the calibration's equal error rate;
@@ -173,7 +174,8 @@ def f0_correlation(source: np.ndarray, source_rate: int, out: np.ndarray, out_ra
 
 # ---- the measurements ---------------------------------------------------------------------------
 def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, ear: Ear, epochs: int,
-            per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "", reuse: bool = False) -> dict:
+            per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "", reuse: bool = False,
+            amounts: tuple[float, ...] = (1.0,)) -> dict:
     import soundfile as sf
     import torch
     from scipy.stats import spearmanr
@@ -230,6 +232,22 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
     result["f0_correlation_median"] = float(np.median(correlations)) if correlations else None
     result["f0_correlation_share_over_0.8"] = float(np.mean(np.asarray(correlations) >= 0.8)) if correlations else None
     result["conversion_audio_seconds_per_second"] = round(audio_seconds / max(seconds, 1e-9), 2)
+    # past the target (--amount above 1): the same clips, the ear only
+    for amount in [a for a in amounts if a != 1.0]:
+        rng_more = random.Random(seed)
+        hits, real_hits = [], []
+        for source in names:
+            for target in names:
+                if target == source:
+                    continue
+                for path in rng_more.sample(held[source], per_pair):
+                    moved = run.morph(path, toward=target, amount=amount)
+                    hit = ear.identify(moved.samples, moved.sample_rate) == target
+                    hits.append(hit)
+                    if source in real and target in real:
+                        real_hits.append(hit)
+        result[f"conversion_to_target_at_amount_{amount:g}"] = float(np.mean(hits))
+        result[f"conversion_real_to_real_at_amount_{amount:g}"] = float(np.mean(real_hits)) if real_hits else None
     # interpolation
     rhos = []
     for a in names:
@@ -256,13 +274,16 @@ def main() -> None:
     parser.add_argument("--audio-options", default="{}", help="JSON of extra audio options, e.g. "
                         "'{\"renderer\": \"excitation\"}' (applied to the speech model)")
     parser.add_argument("--tag", default="", help="suffix of the run folders")
+    parser.add_argument("--amounts", type=float, nargs="+", default=[1.0],
+                        help="conversion amounts to measure besides 1 (e.g. 1.5 2: past the target)")
     parser.add_argument("--reuse", action="store_true", help="measure a run folder already trained (train_seconds is then the load time)")
     args = parser.parse_args()
     manifest, held = prepare(args.out, args.train)
     ear = Ear(manifest)
     extra = json.loads(args.audio_options)
     runs = [measure(m, manifest, held, args.out, ear, args.epochs, args.per_pair,
-                    options=extra if m == "speech" else {}, tag=args.tag, reuse=args.reuse) for m in args.models]
+                    options=extra if m == "speech" else {}, tag=args.tag, reuse=args.reuse,
+                    amounts=tuple(args.amounts)) for m in args.models]
     print(json.dumps(runs, indent=2))
     if len(runs) == 2:
         a, b = runs
