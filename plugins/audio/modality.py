@@ -205,6 +205,13 @@ def _coerce(kind: Any, value: Any) -> Any:
     return str(value)
 
 
+def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: how many frames each clip lasts, up to its last frame inside it (0: none is),
+    from the inside-the-clip channel ``(N, frames)``."""
+    positions = torch.arange(inside.shape[1], device=inside.device)
+    return torch.where(inside > 0.5, positions, -1).amax(1) + 1
+
+
 class AudioModality(SoundModality):
     """``audio``: clips from any file soundfile reads -> per-frame log-mel features; with the
     speech model also pitch, voicing and the clip's extent (see :mod:`.speech`)."""
@@ -493,8 +500,7 @@ class AudioModality(SoundModality):
         else:
             wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:
-            last = torch.where(inside > 0.5, torch.arange(inside.shape[1], device=x.device), -1).amax(1)
-            end = ((last + 1) * self.opts.hop_length).clamp_max(wave.shape[1])
+            end = (frames_up_to_end(inside) * self.opts.hop_length).clamp_max(wave.shape[1])
             wave = wave * (torch.arange(wave.shape[1], device=x.device)[None] < end[:, None])
         if peak_normalize:
             peak = wave.abs().amax(dim=1, keepdim=True)
@@ -516,14 +522,12 @@ class AudioModality(SoundModality):
     def to_values(self, xs: torch.Tensor) -> list[Audio]:
         """Decoded examples as :class:`Audio`, each as long as its clip."""
         waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()
-        return [Audio(w[:self._length(x)], self.sample_rate) for w, x in zip(waves, xs)]
-
-    def _length(self, x: torch.Tensor) -> int:
-        if not self.speech:
-            return self.clip_samples
-        inside = x[self.opts.n_mels + 2] > 0.5
-        frames = int(torch.nonzero(inside).max()) + 1 if bool(inside.any()) else 1
-        return min(self.clip_samples, frames * self.opts.hop_length)
+        if self.speech:           # at least one frame each, however little of it is inside
+            _, inside = self.spectrum(xs)
+            ends = (frames_up_to_end(inside).clamp_min(1) * self.opts.hop_length).clamp_max(self.clip_samples).tolist()
+        else:
+            ends = [self.clip_samples] * len(waves)
+        return [Audio(w[:end], self.sample_rate) for w, end in zip(waves, ends)]
 
     def evaluation_figures(self, x: torch.Tensor) -> dict[str, Any]:
         """``audio_playback``: spectral convergence of up to 64 real clips' log-mels after the

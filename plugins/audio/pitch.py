@@ -87,7 +87,7 @@ def drop_outliers(f0: torch.Tensor, voiced: torch.Tensor, size: int = 15, ratio:
     # a frame is kept when some run of ``shortest`` consecutive voiced frames contains it
     v = voiced.float()[:, None]
     if v.shape[-1] < shortest:
-        return voiced & False
+        return torch.zeros_like(voiced)
     starts = -F.max_pool1d(-v, shortest, 1)                                   # a run starts at t
     covered = F.max_pool1d(F.pad(starts, (shortest - 1, shortest - 1)), shortest, 1)
     return voiced & (covered[:, 0] > 0.5)
