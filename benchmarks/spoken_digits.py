@@ -12,11 +12,12 @@ audio, speaker, label. Every rendition varies speaking rate and pitch; files are
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import subprocess
 import tempfile
 from pathlib import Path
+
+from polyvae.core.manifest import write_manifest
 
 WORDS = "zero one two three four five six seven eight nine".split()
 #: name -> (engine, voice)
@@ -27,16 +28,20 @@ UNSEEN = {"m7": ("espeak", "en-us+m7"), "f5": ("espeak", "en+f5"), "klatt": ("es
           "kal": ("flite", "kal16")}
 
 
-def speak(engine: str, voice: str, word: str, rng: random.Random, out: Path, rate: int) -> None:
+def speak(engine: str, voice: str, text: str, out: Path, rate: int, rng: random.Random | None = None,
+          effects: tuple[str, ...] = ()) -> None:
+    """``text`` said by espeak-ng or flite, written by sox as 16-bit mono at ``rate`` (then ``effects``);
+    with ``rng``, speed and pitch (espeak-ng) or duration (flite) varied per call."""
     raw = Path(tempfile.mkstemp(suffix=".wav")[1])
     try:
         if engine == "espeak":
-            subprocess.run(["espeak-ng", "-v", voice, "-s", str(rng.randint(130, 190)), "-p",
-                            str(rng.randint(30, 70)), "-w", str(raw), word], check=True, capture_output=True)
+            vary = ["-s", str(rng.randint(130, 190)), "-p", str(rng.randint(30, 70))] if rng else []
+            subprocess.run(["espeak-ng", "-v", voice, *vary, "-w", str(raw), text], check=True, capture_output=True)
         else:
-            subprocess.run(["flite", "-voice", voice, "-t", word, "-o", str(raw), "--setf",
-                            f"duration_stretch={rng.uniform(0.8, 1.3):.2f}"], check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True,
+            vary = ["--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}"] if rng else []
+            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw), *vary], check=True,
+                           capture_output=True)
+        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out), *effects], check=True,
                        capture_output=True)
     finally:
         raw.unlink(missing_ok=True)
@@ -59,7 +64,7 @@ def write_split(out: Path, voices: dict, reps: int, seed: int) -> Path:
                 k = len(rows)
                 rate = 8000 if rng.random() < 0.25 else 16000
                 audio = f"audio/{name}_{d}_{r}.wav"
-                speak(engine, voice, word, rng, out / audio, rate)
+                speak(engine, voice, word, out / audio, rate, rng)
                 index = int(rng.choice(list(by_label[d])))
                 image = f"images/{k:05d}.png"
                 Image.fromarray((digits.images[index] / 16 * 255).astype(np.uint8)).resize(
@@ -67,10 +72,7 @@ def write_split(out: Path, voices: dict, reps: int, seed: int) -> Path:
                 rows.append({"image": image, "text": word, "audio": audio, "speaker": name, "label": str(d)})
     rng.shuffle(rows)
     manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["image", "text", "audio", "speaker", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(manifest, rows, ["image", "text", "audio", "speaker", "label"])
     return manifest
 
 

@@ -17,13 +17,14 @@ reference), and prints the share of the run's held-out clips whose nearest singe
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from polyvae.core.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "zero one two three four five six seven eight nine".split()
@@ -71,10 +72,7 @@ def write_dataset(out: Path, uniform: bool, seed: int = 0) -> Path:
                              "label": digit})
     rng.shuffle(rows)
     manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["image", "text", "audio", "speaker", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(manifest, rows, ["image", "text", "audio", "speaker", "label"])
     return manifest
 
 

@@ -34,11 +34,17 @@ import csv
 import json
 import random
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from polyvae.core.manifest import write_manifest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spoken_digits import speak  # noqa: E402
 
 REAL = {"it_menardi": "asterisk-prompt-it-menardi-wav", "fr_armelle": "asterisk-prompt-fr-armelle",
         "es_co": "asterisk-prompt-es-co"}
@@ -71,19 +77,6 @@ def sentences(count: int, seed: int) -> list[str]:
     return out
 
 
-def speak(engine: str, voice: str, text: str, dst: Path) -> None:
-    raw = Path(tempfile.mkstemp(suffix=".wav")[1])
-    try:
-        if engine == "espeak":
-            subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
-        else:
-            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(dst), "sinc", "100-3600"],
-                       check=True, capture_output=True)
-    finally:
-        raw.unlink(missing_ok=True)
-
-
 def prepare(out: Path, train: int, held: int = 20, seed: int = 0) -> tuple[Path, dict[str, list[Path]]]:
     """Utterances of every speaker; a training manifest (audio, speaker) and the held-out files."""
     import soundfile as sf
@@ -106,7 +99,7 @@ def prepare(out: Path, train: int, held: int = 20, seed: int = 0) -> tuple[Path,
         for k, text in enumerate(sentences(train + held, seed + len(name))):
             dst = folder / f"{k:03d}.wav"
             if not dst.exists():
-                speak(engine, voice, text, dst)
+                speak(engine, voice, text, dst, 8000, effects=("sinc", "100-3600"))   # telephone band, as the real ones
     for name in [*REAL, *SYNTHETIC]:
         files = sorted((out / "clips" / name).glob("*.wav"))
         seconds = {f: sf.info(f).duration for f in files}
@@ -115,10 +108,7 @@ def prepare(out: Path, train: int, held: int = 20, seed: int = 0) -> tuple[Path,
         held_out[name] = usable[:held]
         rows += [{"audio": f.relative_to(out).as_posix(), "speaker": name} for f in usable[held:held + train]]
     manifest = out / "train.csv"
-    with open(manifest, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["audio", "speaker"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(manifest, rows, ["audio", "speaker"])
     return manifest, held_out
 
 
@@ -173,6 +163,18 @@ def f0_correlation(source: np.ndarray, source_rate: int, out: np.ndarray, out_ra
 
 
 # ---- the measurements ---------------------------------------------------------------------------
+def conversion_pairs(held: dict[str, list[Path]], per_pair: int, seed: int):
+    """(source, target, held-out utterance of the source) for every ordered pair of speakers,
+    ``per_pair`` utterances each: the same ones for every amount measured."""
+    rng = random.Random(seed)
+    names = sorted(held)
+    for source in names:
+        for target in names:
+            if target != source:
+                for path in rng.sample(held[source], per_pair):
+                    yield source, target, path
+
+
 def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, ear: Ear, epochs: int,
             per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "", reuse: bool = False,
             amounts: tuple[float, ...] = (1.0,)) -> dict:
@@ -191,7 +193,6 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
         run = polyvae.train(folder, data=manifest, epochs=epochs, progress=False, plots=False,
                             config={"modality_options": {"audio": {"model": model, **(options or {})}}})
     train_seconds = time.perf_counter() - t
-    rng = random.Random(seed)
     names = sorted(held)
     real = set(REAL)
     result: dict = {"model": model, "options": options or {}, "epochs": epochs,
@@ -210,23 +211,19 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
     result["voice_match_enough_evidence"] = float(np.mean(evidence))
     # conversion
     hits, real_hits, correlations, audio_seconds, seconds = [], [], [], 0.0, 0.0
-    for source in names:
-        for target in names:
-            if target == source:
-                continue
-            for path in rng.sample(held[source], per_pair):
-                samples, rate = sf.read(path, dtype="float32")
-                t = time.perf_counter()
-                moved = run.morph(path, toward=target, amount=1.0)
-                seconds += time.perf_counter() - t
-                audio_seconds += len(samples) / rate
-                hit = ear.identify(moved.samples, moved.sample_rate) == target
-                hits.append(hit)
-                if source in real and target in real:
-                    real_hits.append(hit)
-                r = f0_correlation(samples, rate, moved.samples, moved.sample_rate)
-                if r is not None:
-                    correlations.append(r)
+    for source, target, path in conversion_pairs(held, per_pair, seed):
+        samples, rate = sf.read(path, dtype="float32")
+        t = time.perf_counter()
+        moved = run.morph(path, toward=target, amount=1.0)
+        seconds += time.perf_counter() - t
+        audio_seconds += len(samples) / rate
+        hit = ear.identify(moved.samples, moved.sample_rate) == target
+        hits.append(hit)
+        if source in real and target in real:
+            real_hits.append(hit)
+        r = f0_correlation(samples, rate, moved.samples, moved.sample_rate)
+        if r is not None:
+            correlations.append(r)
     result["conversion_to_target"] = float(np.mean(hits))
     result["conversion_real_to_real"] = float(np.mean(real_hits)) if real_hits else None
     result["f0_correlation_median"] = float(np.median(correlations)) if correlations else None
@@ -234,18 +231,13 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
     result["conversion_audio_seconds_per_second"] = round(audio_seconds / max(seconds, 1e-9), 2)
     # past the target (--amount above 1): the same clips, the ear only
     for amount in [a for a in amounts if a != 1.0]:
-        rng_more = random.Random(seed)
         hits, real_hits = [], []
-        for source in names:
-            for target in names:
-                if target == source:
-                    continue
-                for path in rng_more.sample(held[source], per_pair):
-                    moved = run.morph(path, toward=target, amount=amount)
-                    hit = ear.identify(moved.samples, moved.sample_rate) == target
-                    hits.append(hit)
-                    if source in real and target in real:
-                        real_hits.append(hit)
+        for source, target, path in conversion_pairs(held, per_pair, seed):
+            moved = run.morph(path, toward=target, amount=amount)
+            hit = ear.identify(moved.samples, moved.sample_rate) == target
+            hits.append(hit)
+            if source in real and target in real:
+                real_hits.append(hit)
         result[f"conversion_to_target_at_amount_{amount:g}"] = float(np.mean(hits))
         result[f"conversion_real_to_real_at_amount_{amount:g}"] = float(np.mean(real_hits)) if real_hits else None
     # interpolation
