@@ -88,6 +88,12 @@ def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(x; mean, exp(log_scale)^2), ``log_scale`` the log standard deviation
+    (what decoders with a learnt scale score their data with)."""
+    return -0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
+
+
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last dimension."""
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)

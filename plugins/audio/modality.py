@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 
 from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.experts import gaussian_log_density
 from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.sound import Audio, SoundModality
 
@@ -30,12 +31,11 @@ from .loading import (LENGTH_POLICIES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Loading
                       read_clip_and_duration)
 from .networks import SpectrogramDecoder, SpectrogramEncoder, SpectrogramParams
 from .spectrogram import MelFeatures, Normalizer, SpectrogramConfig
-from .speech import PitchStats, SpeechDecoder, SpeechEncoder, SpeechShape, pitch_track, split
+from .speech import PitchStats, SpeechDecoder, SpeechEncoder, SpeechShape, frames_up_to_end, pitch_track, split
 from .speech_networks import envelope_projection, warp_bank
 from .speech import log_likelihood_rows as speech_log_likelihood_rows
 from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 _LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
@@ -203,13 +203,6 @@ def _coerce(kind: Any, value: Any) -> Any:
             return value.lower() in ("true", "1", "yes")
         return bool(value)
     return str(value)
-
-
-def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
-    """``(N,)``: how many frames each clip lasts, up to its last frame inside it (0: none is),
-    from the inside-the-clip channel ``(N, frames)``."""
-    positions = torch.arange(inside.shape[1], device=inside.device)
-    return torch.where(inside > 0.5, positions, -1).amax(1) + 1
 
 
 class AudioModality(SoundModality):
@@ -452,11 +445,10 @@ class AudioModality(SoundModality):
         """Clip model: Gaussian or Laplace log-density of normalised log-mel ``x``, summed per
         example ``(N,)`` (the speech model scores in :meth:`log_likelihood_rows`)."""
         mean, log_scale = params[0].float(), params[1].float()
-        error = (x.float() - mean) * torch.exp(-log_scale)
         if self.opts.likelihood == "laplace":
-            per = -error.abs() - log_scale - math.log(2.0)
+            per = -((x.float() - mean) * torch.exp(-log_scale)).abs() - log_scale - math.log(2.0)
         else:
-            per = -0.5 * error.pow(2) - log_scale - 0.5 * LOG_2PI
+            per = gaussian_log_density(x.float(), mean, log_scale)
         return per.flatten(1).sum(1)
 
     def log_likelihood_rows(self, decoder, h, x, rows, private=None) -> torch.Tensor:

@@ -37,10 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polyvae.core.experts import gaussian_log_density
+
 from .pitch import yin
 from .speech_networks import ClipExpert, ClipHead, ContentNet, FrameDecoder, PitchHead, VoiceNet, masked_stats
 
-LOG_2PI = math.log(2.0 * math.pi)
 #: log-scale bounds of the spectrum's Gaussian (normalised units), as the clip model's
 LOG_SCALE_RANGE = (-4.0, 1.0)
 #: standard deviation of the voice's mean log-F0 and log spread around what w predicts (normalised units)
@@ -178,11 +179,17 @@ class SpeechDecoder(nn.Module):
         return torch.cat([spec * inside[:, None], (f0 * inside)[:, None], voiced[:, None], inside[:, None]], 1)
 
 
+def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: how many frames each clip lasts, up to its last frame inside it (0: none is),
+    from the inside-the-clip channel or mask ``(N, frames)``."""
+    positions = torch.arange(inside.shape[1], device=inside.device)
+    return torch.where(inside > 0.5, positions, -1).amax(1) + 1
+
+
 def _contiguous(inside: torch.Tensor) -> torch.Tensor:
     """A clip is one stretch from its first frame: frames up to the last one judged inside, at least one."""
     t = torch.arange(inside.shape[-1], device=inside.device)
-    last = torch.where(inside, t, torch.full_like(t, -1)).amax(-1).clamp_min(0)
-    return t[None] <= last[:, None]
+    return t[None] < frames_up_to_end(inside).clamp_min(1)[:, None]
 
 
 def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor, rows: torch.Tensor,
@@ -201,7 +208,7 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
     tone = intonation(f0, voiced, inside)
     mean = decoder.render(c, tone, voiced, f0, w, inside)                     # teacher-forced pitch
     log_scale = decoder.bounded(decoder.raw_log_scale)
-    per = -0.5 * ((spec - mean) * torch.exp(-log_scale)).pow(2) - log_scale - 0.5 * LOG_2PI
+    per = gaussian_log_density(spec, mean, log_scale)
     kl = 0.5 * (mu_c.pow(2) + logvar_c.exp() - 1.0 - logvar_c)
     coarse = inside[:, ::s.stride]
     local = (per * inside[:, None]).flatten(1).sum(1) - (kl * coarse[:, None]).flatten(1).sum(1)
@@ -214,7 +221,7 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
     target = x.float()[rows]
     inputs = torch.cat([h, w[rows].to(h.dtype)], -1) if s.voice_dim else h
     head_scale = decoder.bounded(decoder.raw_head_scale)
-    head = -0.5 * ((target - decoder.head(inputs).float()) * torch.exp(-head_scale)).pow(2) - head_scale - 0.5 * LOG_2PI
+    head = gaussian_log_density(target, decoder.head(inputs).float(), head_scale)
     return local[rows] + head.flatten(1).sum(1)
 
 

@@ -1,7 +1,6 @@
 """Images from any file PIL reads, resized to a square, as (C, S, S) floats in [0, 1]."""
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.experts import gaussian_log_density
 from polyvae.core.modality import Modality, with_defaults
 
 from .networks import ImageDecoder, ImageEncoder
@@ -132,8 +132,7 @@ class ImageModality(Modality):
         if isinstance(params, tuple):
             mean, log_sigma = params
             log_sigma = log_sigma.float().clamp(-7.0, 2.0)
-            per = -0.5 * ((x - mean.float()) / log_sigma.exp()).pow(2) - log_sigma - 0.5 * math.log(2 * math.pi)
-            return per.flatten(1).sum(1)
+            return gaussian_log_density(x, mean.float(), log_sigma).flatten(1).sum(1)
         return -F.binary_cross_entropy_with_logits(params.float(), x, reduction="none").flatten(1).sum(1)
 
     def generate(self, decoder: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
