@@ -21,6 +21,10 @@ import numpy as np
 #: pyin's search range: below a low bass (C2) to above a high soprano (C6)
 FMIN_HZ, FMAX_HZ = 65.0, 1050.0
 HOP_SECONDS = 0.016
+#: pyin's pitch grid in semitones: its Viterbi pass costs the square of the grid's size, and a
+#: quarter semitone (instead of librosa's tenth) measured 3.8x faster with per-voice medians
+#: within 0.2 semitone of the finer grid's (vibrato is read from a finer YIN contour anyway)
+PYIN_RESOLUTION = 0.25
 VIBRATO_BAND_HZ = (4.0, 8.5)
 #: share of the pitch wobble (around straight lines) a sinusoid must explain to count as vibrato
 VIBRATO_MIN_PERIODICITY = 0.35
@@ -74,7 +78,7 @@ def measure(wave: np.ndarray, sample_rate: int) -> VoiceFeatures:
     hop = max(1, int(round(HOP_SECONDS * sample_rate)))
     frame = _pow2_at_least(int(2.5 * sample_rate / FMIN_HZ))
     f0, voiced, _ = librosa.pyin(wave, fmin=FMIN_HZ, fmax=FMAX_HZ, sr=sample_rate, frame_length=frame,
-                                 hop_length=hop, center=True)
+                                 hop_length=hop, center=True, resolution=PYIN_RESOLUTION)
     voiced = voiced & np.isfinite(f0)
     if not voiced.any():
         nan = float("nan")
