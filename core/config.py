@@ -102,6 +102,8 @@ class RunData:
     tensors: dict[str, TensorSpec] = field(default_factory=dict)
     #: manifest row numbers (1-based) held out for validation; None for runs that predate it
     held_out_rows: list[int] | None = None
+    #: the decoded-data cache the run read: its folder, whether it was reused, decode seconds
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunData":

@@ -1,16 +1,22 @@
-"""Manifest rows decoded once by the modality plugins and cached as tensors."""
+"""Manifest rows decoded once by the modality plugins, as tensors.
+
+:func:`load_tensors` decodes into the on-disk cache (:mod:`.cache`, :mod:`.decoding`) and
+reads batches from it; :func:`read_cells` and :func:`build_tensors` are the in-memory path,
+used when the cache is off (``POLYVAE_DATA_CACHE=off``).
+"""
 from __future__ import annotations
 
 import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
 from .batch import Batch
+from .cache import CachedColumn
 from .config import TensorSpec
 from .errors import BadInput, BadManifest, BadRows
 from .manifest import Manifest
@@ -27,16 +33,22 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 class TensorData:
     """Decoded rows: ``data[m]`` ``(N, *shape)``, ``present[m]`` bool ``(N,)``.
 
-    ``rows`` are the manifest row numbers kept (1-based), ``metadata`` the other columns,
-    ``labels`` the rows' private-latent labels (:mod:`.labels`; set for training).
+    ``data[m]`` is a tensor, or a :class:`~.cache.CachedColumn` (rows on disk in a compact
+    dtype, decoded when indexed); :meth:`batch` and :meth:`subset` read only the rows they
+    need. ``rows`` are the manifest row numbers kept (1-based), ``metadata`` the other
+    columns, ``labels`` the rows' private-latent labels (:mod:`.labels`; set for training),
+    ``notes`` what the modalities noted while decoding, ``cache`` where the rows live
+    (:class:`~.decoding.CacheInfo`; None in memory).
     """
 
-    data: dict[str, torch.Tensor]
+    data: dict[str, torch.Tensor | CachedColumn]
     present: dict[str, torch.Tensor]
     rows: list[int]
     metadata: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[BadInput] = field(default_factory=list)
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    cache: Any = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -48,6 +60,15 @@ class TensorData:
         return Batch({m: t[idx] for m, t in self.data.items()},
                      {m: p[idx] for m, p in self.present.items()}, idx, self.complete,
                      {m: l[idx] for m, l in self.labels.items()})
+
+    def to(self, device: torch.device) -> "TensorData":
+        """The rows with their tensors on ``device``; cached columns stay on disk for the CPU,
+        and move to a GPU in their compact dtype (decoded there per batch)."""
+        return TensorData({m: t.on(device) if isinstance(t, CachedColumn) else t.to(device)
+                           for m, t in self.data.items()},
+                          {m: p.to(device) for m, p in self.present.items()}, self.rows, self.metadata,
+                          self.skipped, {m: l.to(device) for m, l in self.labels.items()},
+                          self.notes, self.cache)
 
     def specs(self) -> dict[str, TensorSpec]:
         """Shape and dtype of each modality's examples."""
@@ -61,11 +82,13 @@ class TensorData:
 
     def subset(self, indices: list[int] | torch.Tensor) -> "TensorData":
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return TensorData({m: t[idx] for m, t in self.data.items()},
+        return TensorData({m: t.take(idx) if isinstance(t, CachedColumn) else t[idx]
+                           for m, t in self.data.items()},
                           {m: p[idx] for m, p in self.present.items()},
                           [self.rows[i] for i in idx.tolist()],
                           {k: [v[i] for i in idx.tolist()] for k, v in self.metadata.items()},
-                          labels={m: l[idx] for m, l in self.labels.items()})
+                          labels={m: l[idx] for m, l in self.labels.items()},
+                          notes=self.notes, cache=self.cache)
 
 
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -222,11 +245,21 @@ def build_tensors(manifest: Manifest, modalities: dict[str, Modality], raws: dic
 
 def load_tensors(manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str = "fail",
                  fit_rows: Callable[[list[int]], list[int]] | None = None,
-                 progress: Progress = _no_progress) -> TensorData:
+                 progress: Progress = _no_progress, *, fit_key: Any = None,
+                 workers: int | None = None) -> TensorData:
     """Read, (optionally) fit on the rows ``fit_rows(kept)`` selects, preprocess.
 
     ``fit_rows=None`` means the modalities are already fitted (a trained run reading new data).
+    The rows are decoded into the on-disk cache, or taken from it when an earlier load
+    decoded the same files with the same modality settings and fitted states (see
+    :mod:`.cache`); fitting goes through the cache only when ``fit_key`` (JSON-able) says
+    which rows ``fit_rows`` picks. ``workers``: decoding processes (default: the cores).
     """
+    if fit_rows is None or fit_key is not None:
+        from .decoding import load_cached
+        cached = load_cached(manifest, modalities, on_bad_input, fit_rows, fit_key, progress, workers)
+        if cached is not None:
+            return cached
     raws, kept, bad = read_cells(manifest, modalities, on_bad_input, progress)
     if fit_rows is not None:
         chosen = set(fit_rows(kept))

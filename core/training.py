@@ -80,6 +80,9 @@ class PreparedData:
     train: TensorData
     validation: TensorData
     skipped: list = field(default_factory=list)
+    #: what the modalities noted while decoding; where the decoded rows live (.decoding.CacheInfo)
+    notes: list = field(default_factory=list)
+    cache: Any = None
 
 
 def seed_everything(seed: int) -> None:
@@ -136,9 +139,11 @@ def prepare_data(config: RunConfig, manifest_path: Path, registry: Registry, fit
         return [kept[i] for i in train_idx]
 
     data = load_tensors(manifest, modalities, config.train.on_bad_input,
-                        fit_rows=training_rows if fit else None, progress=progress)
+                        fit_rows=training_rows if fit else None, progress=progress,
+                        fit_key={"seed": seed, "validation_fraction": frac})
     train_idx, val_idx = split_indices(len(data), frac, seed)
-    return PreparedData(modalities, data.subset(train_idx), data.subset(val_idx), data.skipped)
+    return PreparedData(modalities, data.subset(train_idx), data.subset(val_idx), data.skipped,
+                        data.notes, data.cache)
 
 
 def epoch_order(n: int, seed: int, epoch: int, ctx: Distributed) -> torch.Tensor:
@@ -265,9 +270,10 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     if data.skipped:
         hooks.log(f"skipped {len(data.skipped)} bad row(s) (--on-bad-input skip); "
                   f"first: {data.skipped[0].message()}")
-    for mod in data.modalities.values():
-        for note in mod.notes():
-            hooks.log(note)
+    for note in dict.fromkeys([*data.notes, *(n for mod in data.modalities.values() for n in mod.notes())]):
+        hooks.log(note)
+    if data.cache is not None:
+        hooks.info(data.cache.describe())
     hooks.info(held_out_note(len(data.train), len(data.validation), config.train.validation_fraction))
     unused = [c for c in data.train.metadata if c not in METADATA_COLUMNS]
     for what, columns in (("a modality not in --modalities", [c for c in unused if c in registry.modalities]),
@@ -285,6 +291,7 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
     config.plugins = plugin_versions(config, registry)
     config.polyvae_version = __version__
     config.data = _describe_data(config, manifest_path, data, ctx)
+    config.data.cache = data.cache.to_json() if data.cache is not None else {}
     torch.manual_seed(seed)
     model = build_model(config, data.modalities, registry).to(device)
     batch_size = model.training_batch_size(len(data.train), config.train.batch_size)
@@ -313,9 +320,7 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
         remove_stale_temporaries(run_dir)
         write_text_atomic(run_dir / CONFIG, config.to_json())
         write_text_atomic(run_dir / METRICS, "".join(json.dumps(h) + "\n" for h in history))
-    train_dev = TensorData({m: t.to(device) for m, t in data.train.data.items()},
-                           {m: p.to(device) for m, p in data.train.present.items()}, data.train.rows,
-                           labels={m: ids.to(device) for m, ids in data.train.labels.items()})
+    train_dev = data.train.to(device)       # cached rows stay on disk for the CPU, read per batch
     net: torch.nn.Module = model
     if ctx.active and model.uses_backprop:
         # weakly paired data: a rank's batch may lack a modality, leaving its decoder unused
