@@ -46,17 +46,21 @@ class CacheInfo:
 
     path: str
     reused: bool
+    #: how long the first decode took; how long this load took (the decode, or the lookup)
     decode_seconds: float
+    load_seconds: float = 0.0
     workers: int = 0
 
     def describe(self) -> str:
         if self.reused:
-            return f"data: reused the decoded cache {self.path} (decoded in {self.decode_seconds:.1f} s)"
+            return (f"data: reused the decoded cache {self.path} ({self.load_seconds:.1f} s; "
+                    f"decoding took {self.decode_seconds:.1f} s)")
         how = f" by {self.workers} worker processes" if self.workers > 1 else ""
         return f"data: decoded{how} in {self.decode_seconds:.1f} s, cached at {self.path}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "reused": self.reused, "decode_seconds": round(self.decode_seconds, 3)}
+        return {"path": self.path, "reused": self.reused, "decode_seconds": round(self.decode_seconds, 3),
+                "load_seconds": round(self.load_seconds, 3), "workers": self.workers}
 
 
 def _needs_fit(mod: Modality) -> bool:
@@ -248,6 +252,7 @@ def load_cached(manifest: Manifest, modalities: dict[str, Modality], on_bad_inpu
                 progress, workers: int | None = None):
     """:func:`.dataset.load_tensors` through the cache; None when the cache is off or cannot
     be written (the caller then decodes in memory)."""
+    t0 = time.perf_counter()
     root = cache_root(manifest.path)
     if root is None:
         return None
@@ -256,7 +261,7 @@ def load_cached(manifest: Manifest, modalities: dict[str, Modality], on_bad_inpu
     states = None if fitting else {m: mod.state() for m, mod in modalities.items()}
     entry = find_entry(root, source, states=states, fit=fit_key if fitting else None)
     if entry is not None:
-        return from_entry(entry, manifest, modalities, on_bad_input, fitting, reused=True)
+        return from_entry(entry, manifest, modalities, on_bad_input, fitting, reused=True, since=t0)
     try:
         writer = EntryWriter(root)
     except OSError:
@@ -267,7 +272,7 @@ def load_cached(manifest: Manifest, modalities: dict[str, Modality], on_bad_inpu
     except BaseException:
         writer.discard()
         raise
-    return from_entry(entry, manifest, modalities, on_bad_input, fitting, reused=False)
+    return from_entry(entry, manifest, modalities, on_bad_input, fitting, reused=False, since=t0)
 
 
 def _decode(writer: EntryWriter, manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str,
@@ -397,7 +402,7 @@ def _warn_again(seen: list[tuple]) -> None:
 
 
 def from_entry(entry: Entry, manifest: Manifest, modalities: dict[str, Modality], on_bad_input: str,
-               fitting: bool, reused: bool):
+               fitting: bool, reused: bool, since: float | None = None):
     """The entry's rows as :class:`.dataset.TensorData` (memory-mapped, decoded per read)."""
     from .dataset import TensorData, _fail
 
@@ -419,6 +424,7 @@ def from_entry(entry: Entry, manifest: Manifest, modalities: dict[str, Modality]
     rows = kept.tolist()
     metadata = {c: [manifest.rows[i].get(c, "") for i in rows] for c in manifest.columns if c not in modalities}
     skipped = sorted(read_bad + prep_bad, key=lambda e: (e.row or 0, e.modality or ""))
-    info = CacheInfo(str(entry.path), reused, float(meta.get("decode_seconds", 0.0)), int(meta.get("workers", 0)))
+    info = CacheInfo(str(entry.path), reused, float(meta.get("decode_seconds", 0.0)),
+                     time.perf_counter() - since if since is not None else 0.0, int(meta.get("workers", 0)))
     return TensorData(data, masks, [i + 1 for i in rows], metadata, skipped=skipped,
                       notes=list(meta.get("notes", [])), cache=info)

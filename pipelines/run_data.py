@@ -20,7 +20,8 @@ from .ui import progress as default_progress
 def read_rows(run: LoadedRun, manifest_path: Path, on_bad_input: str = "fail",
               progress=default_progress) -> TensorData:
     """Every usable row of ``manifest_path``, preprocessed with the run's statistics; a
-    modality the manifest has no column for is missing in every row."""
+    modality the manifest has no column for is missing in every row. The rows come from the
+    manifest's data cache when an earlier command decoded them (``data.cache`` says which)."""
     manifest = read_manifest(manifest_path)
     present = {m: mod for m, mod in run.modalities.items() if manifest.has(m)}
     misses = near_misses(manifest.columns, [m for m in run.modalities if m not in present])
@@ -32,6 +33,9 @@ def read_rows(run: LoadedRun, manifest_path: Path, on_bad_input: str = "fail",
                           f"({', '.join(run.modalities)}) is a column")
     with notes_as_warnings(present.values()):
         data = load_tensors(manifest, present, on_bad_input, fit_rows=None, progress=progress)
+    if data.cache is not None and data.cache.reused:
+        for note in data.notes:             # what the first decode noted, said again
+            warnings.warn(DataWarning(note), stacklevel=2)
     return _with_every_modality(run, data)
 
 
