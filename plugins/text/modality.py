@@ -1,4 +1,5 @@
-"""Text cells as character ids; the vocabulary is fitted on training texts and saved with the run."""
+"""Text cells as token ids (words and characters, or characters only); the vocabulary is
+fitted on training texts and saved with the run."""
 from __future__ import annotations
 
 import warnings
@@ -13,28 +14,42 @@ from polyvae.core.modality import Modality, with_defaults
 
 from .networks import CNNTextEncoder, GRUTextEncoder, TextDecoder
 from .repetition import LOOPING_SHARE, loop_in, looping_share, shorten
-from .vocabulary import PAD, Vocabulary
+from .vocabulary import PAD, Vocabulary, longest_repeat
 
-OPTIONS = {"max_length": 64, "encoder": "cnn", "embed": 64, "hidden": 128, "private_dim": 0}
+#: tokens: "words" (a word the training texts hold at least twice is one token, the rest is
+#: spelled by character) or "chars"; max_length counts tokens. no_repeat_ngram: decoding never
+#: says the same run of this many tokens twice in one text ("auto": one more than the longest
+#: run any training text repeats; 0: off)
+OPTIONS = {"max_length": 64, "encoder": "cnn", "embed": 64, "hidden": 128, "private_dim": 0,
+           "tokens": "words", "no_repeat_ngram": "auto"}
 
 
 class TextModality(Modality):
-    """``text``: the cell holds the text itself; character-level, autoregressive decoder."""
+    """``text``: the cell holds the text itself; words and characters (or characters only),
+    autoregressive decoder that does not repeat itself."""
 
     name = "text"
     extension = "txt"
     cell_is_path = False
     discrete = True
     version = "1"
-    description = "character-level text in the manifest cell; CNN or GRU encoder, GRU decoder"
+    description = "text in the manifest cell as words and characters; CNN or GRU encoder, GRU decoder"
 
     def __init__(self, **options: Any):
         merged = with_defaults("text", options, OPTIONS)
         if merged["encoder"] not in ("cnn", "gru"):
             raise UsageError(f"text encoder must be cnn or gru, got {merged['encoder']}")
+        if merged["tokens"] not in ("words", "chars"):
+            raise UsageError(f"text tokens must be words or chars, got {merged['tokens']}")
+        blocked = merged["no_repeat_ngram"]
+        if blocked != "auto" and (isinstance(blocked, bool) or not isinstance(blocked, int) or blocked < 0
+                                  or blocked == 1):
+            raise UsageError(f"text no_repeat_ngram must be auto, 0 (off) or a whole number from 2, got {blocked!r}")
         super().__init__(**merged)
         self.vocab: Vocabulary | None = None
         self.length = 0
+        #: decoding never repeats a run of this many tokens (0: off, as in runs saved before it)
+        self.no_repeat_ngram = 0
         self.mean_length = 0.0
         self._notes: list[str] = []
 
@@ -47,38 +62,53 @@ class TextModality(Modality):
         return text
 
     def fit(self, raws: list[str]) -> None:
-        self.vocab = Vocabulary.fit(raws)
-        longest = max(len(t) for t in raws)
+        self.vocab = Vocabulary.fit(raws, words=self.options["tokens"] == "words")
+        sizes = [len(self.vocab.tokens(t)) for t in raws]
+        longest = max(sizes)
         self.length = min(int(self.options["max_length"]), longest + 1)
-        self.mean_length = sum(min(len(t) + 1, self.length) for t in raws) / len(raws)
-        cut = sum(len(t) + 1 > self.length for t in raws)      # + 1: the end-of-text mark
+        self.mean_length = sum(min(n + 1, self.length) for n in sizes) / len(raws)
+        cut = sum(n + 1 > self.length for n in sizes)      # + 1: the end-of-text mark
+        unit = "tokens (words and characters)" if self.vocab.words else "characters"
         self._notes = [f"text: {cut} of {len(raws)} training texts are cut to {self.length - 1} "
-                       f"characters (longest {longest}; max_length {self.length} counts the end "
+                       f"{unit} (longest {longest}; max_length {self.length} counts the end "
                        f"mark); set [modality_options.text] max_length to keep more."] if cut else []
+        blocked = self.options["no_repeat_ngram"]
+        if blocked == "auto":
+            # never block what a training text does: one token more than its longest repeated run
+            ids = {tuple(self.vocab.ids(t, self.length)[:-1]) for t in raws}
+            blocked = max(2, 1 + max(longest_repeat(list(i)) for i in ids))
+        self.no_repeat_ngram = int(blocked)
 
     def notes(self) -> list[str]:
         return list(self._notes)
 
     def preprocess(self, raws: list[str]) -> torch.Tensor:
-        """Character ids; characters the vocabulary lacks become ``<unk>``, with a warning naming them."""
+        """Token ids; characters the vocabulary lacks become ``<unk>``, with a warning naming them."""
         unknown = self._vocab().unknown(raws, self.length)
         if unknown:
             named = ", ".join(repr(c) for c in sorted(unknown, key=lambda c: (-unknown[c], c))[:12])
             more = f" and {len(unknown) - 12} more" if len(unknown) > 12 else ""
-            texts = sum(1 for t in raws if set(t[: self.length - 1]) - self._vocab().index.keys())
+            texts = sum(1 for t in raws if self._vocab().unknown_in(t, self.length))
             warnings.warn(DataWarning(
                 f"text: characters not seen in training are read as <unk> (unknown): {named}{more} "
                 f"(in {texts} of {len(raws)} text{'s' if len(raws) != 1 else ''})"), stacklevel=2)
         return self._vocab().encode(raws, self.length)
 
     def state(self) -> dict[str, Any]:
-        return {"chars": self._vocab().chars, "length": self.length, "mean_length": self.mean_length}
+        state = {"chars": self._vocab().chars, "length": self.length, "mean_length": self.mean_length,
+                 "no_repeat_ngram": self.no_repeat_ngram}
+        if self._vocab().words:
+            state["words"] = self._vocab().words
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """A state saved before words and repeat blocking (no such keys) loads as it was:
+        characters, nothing blocked."""
         if state:
-            self.vocab = Vocabulary(list(state["chars"]))
+            self.vocab = Vocabulary(list(state["chars"]), list(state.get("words", [])))
             self.length = int(state["length"])
             self.mean_length = float(state["mean_length"])
+            self.no_repeat_ngram = int(state.get("no_repeat_ngram", 0))
 
     def num_elements(self) -> int:
         return max(1, round(self.mean_length))
@@ -98,10 +128,10 @@ class TextModality(Modality):
 
     def build_decoder(self, input_dim: int) -> torch.nn.Module:
         return TextDecoder(len(self._vocab()), input_dim, self.length, self.options["embed"],
-                           self.options["hidden"])
+                           self.options["hidden"], no_repeat_ngram=self.no_repeat_ngram)
 
     def log_likelihood(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Sum of log-probabilities of every character up to and including the end symbol."""
+        """Sum of log-probabilities of every token up to and including the end symbol."""
         nll = F.cross_entropy(params.float().transpose(1, 2), x, ignore_index=PAD, reduction="none")
         return -nll.sum(1)
 
@@ -139,6 +169,6 @@ class TextModality(Modality):
         return found
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Share of positions (up to the target's end) where the characters differ."""
+        """Share of positions (up to the target's end) where the tokens differ."""
         mask = y != PAD
         return ((x != y) & mask).sum(1).float() / mask.sum(1).clamp_min(1).float()

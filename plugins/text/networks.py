@@ -1,4 +1,5 @@
-"""Character encoders (GRU or CNN) and an autoregressive GRU decoder conditioned on z."""
+"""Token encoders (GRU or CNN) and an autoregressive GRU decoder conditioned on z, whose
+decoding never repeats a run of tokens (the loops of an undertrained decoder)."""
 from __future__ import annotations
 
 import torch
@@ -47,11 +48,19 @@ class GRUTextEncoder(nn.Module):
 
 
 class TextDecoder(nn.Module):
-    """GRU language model whose initial state and every input step see the latent ``h``."""
+    """GRU language model whose initial state and every input step see the latent ``h``.
 
-    def __init__(self, vocab: int, input_dim: int, length: int, embed: int = 64, hidden: int = 128):
+    Decoding is greedy, up to the end symbol or ``length`` tokens; with ``no_repeat_ngram`` n
+    (>= 2), a token that would say a run of n tokens a second time in the same text is passed
+    over for the next most likely one (the end symbol never is). Not a weight: it does not
+    change what the decoder learns or saves.
+    """
+
+    def __init__(self, vocab: int, input_dim: int, length: int, embed: int = 64, hidden: int = 128,
+                 no_repeat_ngram: int = 0):
         super().__init__()
         self.length = length
+        self.no_repeat_ngram = no_repeat_ngram
         self.embed = nn.Embedding(vocab, embed, padding_idx=PAD)
         self.init = nn.Linear(input_dim, hidden)
         self.cond = nn.Linear(input_dim, embed)
@@ -69,20 +78,65 @@ class TextDecoder(nn.Module):
         out, _ = self.gru(steps, state)
         return self.out(out)
 
+    def step_logits(self, token: torch.Tensor, cond: torch.Tensor, state: torch.Tensor):
+        """Next-token logits ``(N, V)`` after ``token`` ``(N,)``, and the new GRU state."""
+        out, state = self.gru((self.embed(token) + cond).unsqueeze(1), state)
+        return self.out(out[:, 0]), state
+
     @torch.no_grad()
     def greedy(self, h: torch.Tensor) -> torch.Tensor:
-        """Most likely characters one at a time: ``(N, L)`` ids, PAD after EOS."""
+        """Most likely tokens one at a time: ``(N, L)`` ids, PAD after EOS."""
         n = h.shape[0]
         state = torch.tanh(self.init(h)).unsqueeze(0)
         cond = self.cond(h)
         token = torch.full((n,), BOS, dtype=torch.long, device=h.device)
         done = torch.zeros(n, dtype=torch.bool, device=h.device)
         ids = torch.full((n, self.length), PAD, dtype=torch.long, device=h.device)
+        blocker = RepeatBlocker(n, self.no_repeat_ngram) if self.no_repeat_ngram >= 2 else None
         for t in range(self.length):
-            out, state = self.gru((self.embed(token) + cond).unsqueeze(1), state)
-            token = self.out(out[:, 0]).argmax(-1)
+            logits, state = self.step_logits(token, cond, state)
+            if blocker is not None:
+                logits = blocker.block(logits, done)
+            token = logits.argmax(-1)
             ids[:, t] = torch.where(done, torch.full_like(token, PAD), token)
+            if blocker is not None:
+                blocker.said(token, done)
             done |= token == EOS
             if bool(done.all()):
                 break
         return ids
+
+
+class RepeatBlocker:
+    """Bans, row by row, each token that would complete a run of ``n`` tokens already said in
+    that row (overlapping runs count: after "a a", "a" is banned for n = 2)."""
+
+    def __init__(self, rows: int, n: int):
+        self.n = n
+        self.history: list[list[int]] = [[] for _ in range(rows)]
+        #: per row: the n - 1 tokens before -> the tokens that followed them
+        self.followers: list[dict[tuple[int, ...], set[int]]] = [{} for _ in range(rows)]
+
+    def block(self, logits: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        rows, banned = [], []
+        finished = done.tolist()
+        for r, (past, follows) in enumerate(zip(self.history, self.followers)):
+            if len(past) >= self.n - 1 and not finished[r]:
+                for token in follows.get(tuple(past[len(past) - self.n + 1:]), ()):
+                    if token != EOS:
+                        rows.append(r)
+                        banned.append(token)
+        if not rows:
+            return logits
+        logits = logits.clone()
+        logits[torch.tensor(rows), torch.tensor(banned)] = float("-inf")
+        return logits
+
+    def said(self, token: torch.Tensor, done: torch.Tensor) -> None:
+        for r, (t, finished) in enumerate(zip(token.tolist(), done.tolist())):
+            if finished:
+                continue
+            past = self.history[r]
+            if len(past) >= self.n - 1:
+                self.followers[r].setdefault(tuple(past[len(past) - self.n + 1:]), set()).add(t)
+            past.append(t)
