@@ -61,6 +61,13 @@ class Modality(abc.ABC):
     description: ClassVar[str] = ""
     #: True when preprocessed tensors hold integer ids (text) rather than continuous values
     discrete: ClassVar[bool] = False
+    #: the data cache (:mod:`.cache`) stores preprocessed tensors in the smallest dtype that
+    #: holds them exactly (uint8 for k/255 pixels, small ints for ids, else the tensor's own
+    #: float); "float16" also allows float16 where that is close enough for this modality
+    cache_dtype: ClassVar[str | None] = None
+    #: whether :meth:`read` may run in decoding worker processes; None: when :meth:`notes` is
+    #: not overridden (what ``read`` notes in a worker would not reach :meth:`notes`)
+    parallel_read: ClassVar[bool | None] = None
 
     def __init__(self, **options: Any):
         """``options`` come from the run config's ``modality_options[name]``; unknown keys are errors."""
@@ -90,7 +97,10 @@ class Modality(abc.ABC):
 
     @abc.abstractmethod
     def preprocess(self, raws: list[Any]) -> torch.Tensor:
-        """Batch of raw values -> tensor ``(N, *shape)`` in the space the networks see."""
+        """Batch of raw values -> tensor ``(N, *shape)`` in the space the networks see.
+
+        Each row's tensor depends on that row's raw value only (and the fitted state): the
+        data cache preprocesses rows in chunks of its own choosing."""
 
     def state(self) -> dict[str, Any]:
         """JSON-serialisable fitted state (plus options), enough to rebuild this modality."""
