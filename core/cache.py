@@ -36,7 +36,7 @@ FORMAT = 1
 META = "meta.json"
 FOLDER = ".polyvae-cache"
 #: entries kept per cache folder; the least recently used beyond it are removed
-KEEP_ENTRIES = 6
+KEEP_ENTRIES = 8
 _TMP_PREFIX = ".partial-"
 
 
@@ -301,14 +301,15 @@ def find_entry(root: Path | None, source: str, states: dict[str, Any] | None = N
         names = sorted(p.name for p in root.iterdir() if p.name.startswith(source[:20] + "-"))
     for name in names:
         entry = read_entry(root / name, source)
-        if entry is None or (states is None and entry.meta.get("fit") != _plain(fit)):
+        if entry is None or (states is None and plain(fit) not in entry.meta.get("fits", [])):
             continue
         os.utime(entry.path / META)             # least recently used goes first
         return entry
     return None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON."""
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
@@ -346,9 +347,11 @@ class EntryWriter:
             fh.flush()
             os.fsync(fh.fileno())
         final = self.root / f"{meta['source'][:20]}-{states_key(meta['states'])[:20]}"
-        if final.exists():                       # an invalid leftover, or another process won
-            if read_entry(final, meta["source"]) is not None:
+        if final.exists():        # the same rows, decoded by another process or fitted otherwise
+            existing = read_entry(final, meta["source"])
+            if existing is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+                _add_fits(existing, meta.get("fits", []))
                 return final
             shutil.rmtree(final, ignore_errors=True)
         try:
@@ -361,6 +364,17 @@ class EntryWriter:
     def discard(self) -> None:
         self.arrays.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _add_fits(entry: Entry, fits: list[Any]) -> None:
+    """Record in an entry's meta.json that fitting by ``fits`` also gives its states."""
+    new = [f for f in fits if f not in entry.meta.get("fits", [])]
+    if not new:
+        return
+    meta = {**entry.meta, "fits": entry.meta.get("fits", []) + new}
+    staged = entry.path / f".{META}.{os.getpid()}"
+    staged.write_text(json.dumps(meta, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(staged, entry.path / META)
 
 
 def remove_stale(root: Path, older_than_s: float = 6 * 3600) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .cache import (CachedColumn, Codec, Entry, EntryWriter, cache_root, choose_codec, find_entry,
-                    read_entry, source_key, widen)
+                    plain, read_entry, source_key, widen)
 from .errors import BadInput, BadManifest
 from .manifest import Manifest
 from .modality import Modality
@@ -348,7 +348,7 @@ def _decode(writer: EntryWriter, manifest: Manifest, modalities: dict[str, Modal
     meta = {"source": source, "manifest": str(manifest.path.resolve()), "rows": n,
             "modalities": list(modalities), "codecs": {m: c.codec.to_json() for m, c in columns.items()},
             "states": {m: mod.state() for m, mod in modalities.items()},
-            "fit": json_plain(fit_key) if fitting else None,
+            "fits": [plain(fit_key)] if fitting else [],
             "read_bad": [list(e) for e in read_bad], "prep_bad": [[e.reason, e.file, e.row, e.modality]
                                                                   for e in prep_errors],
             "notes": notes, "warnings": [list(w) for w in dict.fromkeys(seen_warnings)],
@@ -372,11 +372,6 @@ def _take(result: dict[str, Any], columns: dict[str, ColumnWriter], have: dict[s
     for m, (rows, codec, values, bad) in result["encoded"].items():
         columns[m].write(rows, codec, values)
         prep_bad[m].update(bad)
-
-
-def json_plain(value: Any) -> Any:
-    import json
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _file(manifest: Manifest, mod: Modality, name: str, i: int) -> Path:

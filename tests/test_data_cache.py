@@ -102,6 +102,23 @@ def test_cached_values_equal_the_in_memory_ones(manifest, monkeypatch):
     assert torch.equal(part.batch([0, 2]).data["image"], tensor[[5, 2]])
 
 
+def test_rows_decoded_for_a_trained_run_serve_training_too(manifest):
+    fitted = _modalities()
+    _fit_load(manifest, fitted)
+    shutil.rmtree(manifest.parent / cache.FOLDER)
+    assert not load_tensors(read_manifest(manifest), fitted).cache.reused      # evaluate first
+    assert not _fit_load(manifest, _modalities()).cache.reused                  # same rows: noted
+    assert _fit_load(manifest, _modalities()).cache.reused
+    assert len([p for p in (manifest.parent / cache.FOLDER).iterdir()]) == 1
+
+
+def test_a_column_moved_to_a_device_decodes_there(manifest):
+    column = _fit_load(manifest, _modalities()).data["image"].take([3, 0, 5])
+    assert column.on("cpu") is column
+    held = cache.CachedColumn(torch.from_numpy(np.array(column.store)), column.index, column.codec)
+    assert torch.equal(held[[2, 0]], column[[2, 0]]) and held[1].dtype == torch.float32
+
+
 def test_workers_decode_the_same_values(manifest, monkeypatch):
     mods = _modalities()
     mods["image"].load_state({"channels": 1})
