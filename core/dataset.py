@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
-from .cache import CachedColumn
+from .columns import CachedColumn
 from .config import TensorSpec
 from .errors import BadInput, BadManifest, BadRows
 from .manifest import Manifest
@@ -33,7 +33,7 @@ def _no_progress(items: Iterable, _label: str) -> Iterable:
 class TensorData:
     """Decoded rows: ``data[m]`` ``(N, *shape)``, ``present[m]`` bool ``(N,)``.
 
-    ``data[m]`` is a tensor, or a :class:`~.cache.CachedColumn` (rows on disk in a compact
+    ``data[m]`` is a tensor, or a :class:`~.columns.CachedColumn` (rows on disk in a compact
     dtype, decoded when indexed); :meth:`batch` and :meth:`subset` read only the rows they
     need. ``rows`` are the manifest row numbers kept (1-based), ``metadata`` the other
     columns, ``labels`` the rows' private-latent labels (:mod:`.labels`; set for training),

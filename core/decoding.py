@@ -12,6 +12,7 @@ other rows of its chunk): chunks here are not the ones of the in-memory path.
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import importlib
 import multiprocessing
 import os
@@ -26,9 +27,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .cache import (CachedColumn, Codec, Entry, EntryWriter, cache_root, choose_codec, find_entry,
-                    plain, read_entry, source_key, widen)
-from .errors import BadInput, BadManifest
+from .cache import Entry, EntryWriter, cache_root, find_entry, plain, read_entry, source_key
+from .columns import CachedColumn, Codec, choose_codec, widen
+from .errors import BadInput, BadManifest, UsageError
 from .manifest import Manifest
 from .modality import Modality
 
@@ -269,6 +270,12 @@ def load_cached(manifest: Manifest, modalities: dict[str, Modality], on_bad_inpu
     try:
         entry = _decode(writer, manifest, modalities, on_bad_input, fit_rows, fit_key, source, progress,
                         default_workers() if workers is None else workers)
+    except OSError as exc:
+        writer.discard()
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+        raise UsageError(f"cannot write the data cache in {root} ({exc.strerror or exc}); set "
+                         f"POLYVAE_DATA_CACHE to another folder, or to off to decode in memory") from None
     except BaseException:
         writer.discard()
         raise
