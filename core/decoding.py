@@ -16,6 +16,7 @@ import errno
 import importlib
 import multiprocessing
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -200,29 +201,38 @@ def _chunks(manifest: Manifest, modalities: dict[str, Modality]) -> Iterator[lis
 def _results(manifest: Manifest, modalities: dict[str, Modality], preprocess: set[str],
              workers: int) -> Iterator[dict[str, Any]]:
     """Every chunk's result, those of the parallel modalities from a pool of ``workers``."""
-    here = {m: mod for m, mod in modalities.items() if workers < 2 or not _parallel_ok(mod)}
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
+    here = {m: mod for m, mod in modalities.items()
+            if workers < 2 or not _parallel_ok(mod) or (method == "spawn" and not _picklable(mod))}
     away = {m: mod for m, mod in modalities.items() if m not in here}
     base, path = manifest.base_dir, manifest.path
     if not away:
         for cells in _chunks(manifest, modalities):
             yield decode_chunk(here, base, path, cells, preprocess)
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                                 initializer=_init_worker, initargs=(away,)) as pool:
         pending: set[concurrent.futures.Future] = set()
         for cells in _chunks(manifest, modalities):
             only_away = [(i, {m: c for m, c in row.items() if m in away}) for i, row in cells]
             pending.add(pool.submit(_worker_chunk, base, path, only_away, preprocess & set(away)))
-            if here:
-                yield decode_chunk(here, base, path, [(i, {m: c for m, c in row.items() if m in here})
-                                                      for i, row in cells], preprocess)
+            if here:       # rows are counted as the workers finish them
+                yield {**decode_chunk(here, base, path, [(i, {m: c for m, c in row.items() if m in here})
+                                                         for i, row in cells], preprocess), "size": 0}
             while len(pending) >= 2 * workers:
                 done, pending = concurrent.futures.wait(pending, return_when="FIRST_COMPLETED")
                 for future in done:
-                    yield {**future.result(), "size": 0 if here else len(cells)}
+                    yield future.result()
         for future in concurrent.futures.as_completed(pending):
-            yield {**future.result(), "size": 0 if here else future.result()["size"]}
+            yield future.result()
+
+
+def _picklable(mod: Modality) -> bool:
+    try:
+        pickle.dumps(mod)
+    except Exception:
+        return False
+    return True
 
 
 class _PerRow:

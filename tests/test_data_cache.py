@@ -186,16 +186,18 @@ def test_a_half_written_cache_is_never_used(manifest, monkeypatch):
     assert not _fit_load(manifest, _modalities()).cache.reused
 
 
-def test_bad_input_is_reported_with_file_and_row(manifest):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_input_is_reported_with_file_and_row(manifest, monkeypatch, workers):
+    monkeypatch.setattr(decoding, "PARALLEL_MIN_ROWS", 0)
     (manifest.parent / "images" / "5.png").write_bytes(b"not a png at all")
     (manifest.parent / "images" / "9.png").write_bytes(b"")
     with pytest.raises(BadRows) as err:
-        _fit_load(manifest, _modalities())
+        _fit_load(manifest, _modalities(), workers=workers)
     assert [(Path(e.file).name, e.row, e.modality) for e in err.value.errors] == \
         [("5.png", 6, "image"), ("9.png", 10, "image")]
     assert not (manifest.parent / cache.FOLDER).exists() or \
         not [p for p in (manifest.parent / cache.FOLDER).iterdir() if not p.name.startswith(".")]
-    skipped = _fit_load(manifest, _modalities(), on_bad_input="skip")
+    skipped = _fit_load(manifest, _modalities(), on_bad_input="skip", workers=workers)
     assert [e.row for e in skipped.skipped] == [6, 10] and 6 not in skipped.rows
     # the cache built while skipping still fails a load that does not skip, naming the same cells
     with pytest.raises(BadRows) as again:
@@ -263,7 +265,8 @@ def test_training_says_whether_it_reused_the_cache(manifest, tmp_path):
     def config():
         return build_config(None, {"model": {"latent_dim": 4, "modalities": ["image", "text"]},
                                    "train": {"epochs": 1, "batch_size": 16, "seed": 0},
-                                   "modality_options": {"image": {"size": 8, "width": 4, "hidden": 16}}})
+                                   "modality_options": {"image": {"size": 8, "width": 4, "hidden": 16},
+                                                        "text": {"embed": 8, "hidden": 16}}})
     train(tmp_path / "a", manifest, config())
     train(tmp_path / "b", manifest, config())
     first, second = read_config(tmp_path / "a").data.cache, read_config(tmp_path / "b").data.cache
