@@ -12,6 +12,7 @@ from polyvae.core.run import LoadedRun
 
 
 @torch.no_grad()
+@torch.no_grad()
 def encode_rows(run: LoadedRun, data: TensorData, batch_size: int = 256, device="cpu") -> np.ndarray:
     """``(rows, latent_dim)`` latent means from each row's present modalities."""
     run.model.to(device).eval()

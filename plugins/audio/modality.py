@@ -40,6 +40,8 @@ from .voice import ContentVoiceEncoder, VoiceConditionedDecoder, VoiceEncoder
 
 _LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
 MODELS = ("speech", "clip")
+#: real clips `evaluate` sends through Griffin-Lim and back for its playback-quality figure
+PLAYBACK_CLIPS = 32
 RENDERERS = ("griffin-lim", "excitation")
 #: what an option left unset (None) means, per model
 MODEL_DEFAULTS = {
@@ -522,10 +524,10 @@ class AudioModality(SoundModality):
         return [Audio(w[:end], self.sample_rate) for w, end in zip(waves, ends)]
 
     def evaluation_figures(self, x: torch.Tensor) -> dict[str, Any]:
-        """``audio_playback``: spectral convergence of up to 64 real clips' log-mels after the
+        """``audio_playback``: spectral convergence of up to 32 real clips' log-mels after the
         way back to sound (Griffin-Lim) and forward again; bounds how good any rendered clip sounds."""
         from .quality import griffin_lim_report
-        return {"audio_playback": griffin_lim_report(self, x[:64])}
+        return {"audio_playback": griffin_lim_report(self, x[:PLAYBACK_CLIPS])}
 
     def render_batch(self, xs: torch.Tensor, paths: Sequence[Path]) -> None:
         """Render ``xs`` ``(N, *shape)`` to ``N`` 16-bit WAV files in one batched pass, each as
