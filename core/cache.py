@@ -150,6 +150,8 @@ class EntryWriter:
 
     def __init__(self, root: Path):
         root.mkdir(parents=True, exist_ok=True)
+        if not (root / ".gitignore").exists():          # as .pytest_cache: never committed by mistake
+            (root / ".gitignore").write_text("# written by polyvae: decoded data, safe to delete\n*\n")
         remove_stale(root)
         self.root = root
         self.tmp = root / f"{_TMP_PREFIX}{os.getpid()}-{time.time_ns()}"
