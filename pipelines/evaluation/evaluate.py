@@ -15,13 +15,13 @@ import torch
 
 from polyvae.core.dataset import TensorData
 from polyvae.core.manifest import read_manifest
-from polyvae.core.models import DECODE, LIKELIHOOD, PRIOR
+from polyvae.core.models import CROSS_MODAL, DECODE, LIKELIHOOD, PRIOR
 from polyvae.core.run import LoadedRun
 from polyvae.core.training import evaluate_loss
 from polyvae.core.verdict import announce, evaluation_verdict
 
 from .classifiers import ModalityClassifier
-from .coherence import coherence_table, fit_classifiers, joint_coherence, labelled
+from .coherence import caption_table, coherence_table, fit_classifiers, joint_coherence, labelled
 from .likelihood import iwae_log_likelihood
 
 
@@ -90,6 +90,16 @@ def section_coherence(ctx: EvaluationContext) -> dict | None:
                                          device=ctx.device, seed=ctx.seed)}
 
 
+def section_captions(ctx: EvaluationContext) -> dict | None:
+    """Text generated from each other modality against the row's own text: exact caption and
+    per-word accuracy (no labels needed)."""
+    model = ctx.run.model
+    if len(ctx.run.modalities) < 2 or not model.supports(CROSS_MODAL):
+        return None
+    table = caption_table(model, ctx.rows, device=ctx.device, seed=ctx.seed)
+    return {"caption_accuracy": table} if table else None
+
+
 def section_joint_coherence(ctx: EvaluationContext) -> dict | None:
     """Unconditional coherence: prior samples whose modalities all read as one label."""
     if not (ctx.run.model.supports(PRIOR) and ctx.run.model.supports(DECODE)) or len(ctx.classifiers) < 2:
@@ -148,7 +158,7 @@ def section_modality_figures(ctx: EvaluationContext) -> dict | None:
 
 
 SECTIONS: list[Callable[[EvaluationContext], dict | None]] = [
-    section_loss, section_reconstruction, section_classifiers, section_coherence,
+    section_loss, section_reconstruction, section_classifiers, section_coherence, section_captions,
     section_joint_coherence, section_log_likelihood, section_linear_probe, section_model_figures,
     section_modality_figures,
 ]

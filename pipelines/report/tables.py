@@ -98,10 +98,13 @@ METRIC_NOTES = {
                "nothing found.",
     "training_objective": "The training loss at full KL weight and its terms on these rows (lower is better).",
     "reconstruction": "Error of each modality rebuilt from all of a row's modalities: squared error for images "
-                      "and audio, share of wrong characters for text (lower is better).",
+                      "and audio, share of wrong tokens (words or characters) for text (lower is better).",
     "classifier_accuracy_on_real": "Accuracy of the judging classifiers on real rows: the ceiling of coherence.",
     "coherence": "Share of generations that a classifier trained on real rows gives the label of the row they "
                  "came from, per given modalities -> target (higher is better; chance is 1 / labels).",
+    "caption_accuracy": "Text generated from another modality (e.g. image->text) against the row's own text: "
+                        "share of rows with exactly its words (exact_caption), and of word positions right "
+                        "out of the longer text's (word_accuracy); higher is better.",
     "joint_coherence": "Share of prior samples whose decoded modalities all read as the same label.",
     "log_likelihood": "Importance-weighted estimate of log p(x), in nats per row (higher is better).",
     "linear_probe_accuracy": "Accuracy of a logistic regression reading the label from the latent means.",
