@@ -2,21 +2,29 @@
 first decode, one training epoch, peak memory, and a second run that reuses the data cache.
 
     .venv/bin/python benchmarks/fashion_mnist.py [--workdir /tmp/polyvae-fmnist] [--rows 60000]
-        [--epochs 1] [--baseline] [--coherence-epochs 0]
+        [--epochs 1] [--steps first,second] [--coherence-epochs 0]
 
 The data comes from Debian's ``dataset-fashion-mnist`` package (``apt-get download`` and
 ``dpkg -x`` into the work folder, or the installed ``/usr/share/datasets/fashion-mnist``):
-60,000 PNGs and a manifest (``image``, ``text`` = the class name, ``label``). Each training
-is its own ``polyvae train`` process; its peak memory is measured twice: the largest single
-process (``ru_maxrss``, what ``/usr/bin/time -v`` calls maximum resident set size) and the
-whole process tree at once (decoding workers included), sampled from ``/proc`` every 0.1 s.
+60,000 PNGs and a manifest (``image``, ``text`` = the class name, ``label``). Each step is
+its own process; its peak memory is measured twice: the largest single process
+(``ru_maxrss`` from ``wait4``, what ``/usr/bin/time -v`` calls maximum resident set size)
+and the whole process tree at once (decoding workers included; forked workers share pages,
+so this sum over-counts), sampled from ``/proc`` every 0.1 s.
 
-Runs: 1. first run (the cache for this manifest removed first): decode + epochs; 2. the
-same command again, which reuses the cache; ``--baseline``: the in-memory path
-(``POLYVAE_DATA_CACHE=off``), as polyvae read data before the cache. ``--coherence-epochs
-N``: a run of N epochs, then ``polyvae evaluate --json`` on the held-out rows (text->image
-and image->text coherence). The machine is shared: the 1-minute load is printed with
-every figure.
+Steps (``--steps``, in this order):
+
+* ``first``: the manifest's cache removed, then ``polyvae train`` (decode + epochs);
+* ``second``: the same ``polyvae train`` again, which reuses the cache;
+* ``second-load``: only the data loading ``polyvae train`` does (``prepare_data``), reusing
+  the cache: the second run's decode time without its epoch;
+* ``baseline``, ``baseline-load``: the same with ``POLYVAE_DATA_CACHE=off`` (everything
+  decoded in memory, as before the cache), a whole training or its loading only;
+* ``encode``: ``polyvae encode`` of the first run over all rows (reuses the cache);
+* ``--coherence-epochs N``: a run of N epochs, then ``polyvae evaluate --json`` on its
+  held-out rows (text->image and image->text coherence).
+
+The machine is shared: the 1-minute load is printed with every figure.
 """
 from __future__ import annotations
 
@@ -130,17 +138,62 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"wall": wall, "largest_mb": usage.ru_maxrss / 1024, "tree_mb": peak[0], "output": output[0]}
 
 
+LOAD = """
+import json, sys, time
+from pathlib import Path
+from polyvae.core.plugins import get_registry
+from polyvae.core.run import build_modalities
+from polyvae.core.training import prepare_data
+from polyvae.pipelines.training_run import build_config
+config = build_config(None, {"model": {"modalities": ["image", "text"]}, "train": {"seed": 0}})
+registry = get_registry()
+build_modalities(config, registry)          # plugin imports, not part of the data loading
+t0 = time.perf_counter()
+data = prepare_data(config, Path(sys.argv[1]), registry, fit=True)
+print(json.dumps({"seconds": time.perf_counter() - t0, "rows": len(data.train) + len(data.validation),
+                  "reused": None if data.cache is None else data.cache.reused}))
+"""
+
+
+def polyvae() -> str:
+    return str(Path(sys.executable).parent / "polyvae")
+
+
 def train(run: Path, manifest: Path, epochs: int, env: dict[str, str]) -> dict[str, float]:
     shutil.rmtree(run, ignore_errors=True)
-    polyvae = str(Path(sys.executable).parent / "polyvae")
-    got = measure([polyvae, "train", str(run), "--data", str(manifest), "--epochs", str(epochs),
+    got = measure([polyvae(), "train", str(run), "--data", str(manifest), "--epochs", str(epochs),
                    "--modalities", "image,text", "--seed", "0"], env)
     config = json.loads((run / "config.json").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     cache = config["data"].get("cache") or {}
-    got.update(decode=cache.get("load_seconds", float("nan")), reused=cache.get("reused"),
+    got.update(decode=cache.get("load_seconds"), reused=cache.get("reused"),
                epoch=metrics[0]["seconds"], load=os.getloadavg()[0])
     return got
+
+
+def load_only(manifest: Path, env: dict[str, str]) -> dict[str, float]:
+    got = measure([sys.executable, "-c", LOAD, str(manifest)], env)
+    told = json.loads(got["output"].strip().splitlines()[-1])
+    got.update(decode=told["seconds"], reused=told["reused"], epoch=None, load=os.getloadavg()[0])
+    return got
+
+
+def encode(run: Path, manifest: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
+    entries = len(list((manifest.parent / ".polyvae-cache").glob("*/meta.json")))
+    got = measure([polyvae(), "encode", str(run), "--data", str(manifest), "--out", str(out)], env)
+    reused = len(list((manifest.parent / ".polyvae-cache").glob("*/meta.json"))) == entries
+    got.update(decode=None, reused=reused, epoch=None, load=os.getloadavg()[0])
+    return got
+
+
+def coherence(workdir: Path, manifest: Path, epochs: int, env: dict[str, str]) -> None:
+    run = workdir / "run-coherence"
+    trained = train(run, manifest, epochs, env)
+    out = subprocess.run([polyvae(), "evaluate", str(run), "--data", str(manifest), "--json"],
+                         capture_output=True, text=True, check=True, env=env).stdout
+    report = json.loads(out)
+    print(f"\ncoherence after {epochs} epochs ({trained['wall']:.0f} s), held-out rows:")
+    print(json.dumps({k: v for k, v in report.items() if "coherence" in k}, indent=2))
 
 
 def main() -> None:
@@ -148,39 +201,58 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/polyvae-fmnist"))
     parser.add_argument("--rows", type=int, default=60000)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--baseline", action="store_true", help="also the in-memory path (cache off)")
+    parser.add_argument("--steps", default="first,second",
+                        help="comma-separated: first, second, second-load, baseline, baseline-load, encode")
     parser.add_argument("--coherence-epochs", type=int, default=0)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     manifest = write_dataset(args.workdir, args.rows)
     print(f"data: {manifest} ({args.rows} rows, written or found in {time.perf_counter() - t0:.0f} s); "
-          f"{os.cpu_count()} cores")
-    shutil.rmtree(manifest.parent / ".polyvae-cache", ignore_errors=True)
+          f"{os.cpu_count()} cores", flush=True)
     env = {**os.environ}
     env.pop("POLYVAE_DATA_CACHE", None)
-    runs = [("first run (decodes, writes the cache)", train(args.workdir / "run-first", manifest, args.epochs, env)),
-            ("second run (reuses the cache)", train(args.workdir / "run-second", manifest, args.epochs, env))]
-    if args.baseline:
-        runs.append(("in memory, no cache (POLYVAE_DATA_CACHE=off)",
-                     train(args.workdir / "run-baseline", manifest, args.epochs,
-                           {**env, "POLYVAE_DATA_CACHE": "off"})))
+    memory = {**env, "POLYVAE_DATA_CACHE": "off"}
+    first = args.workdir / "run-first"
+    steps = {
+        "first": ("first run: decodes, writes the cache, trains",
+                  lambda: shutil.rmtree(manifest.parent / ".polyvae-cache", ignore_errors=True)
+                  or train(first, manifest, args.epochs, env)),
+        "second": ("second run: reuses the cache, trains", lambda: train(args.workdir / "run-second", manifest,
+                                                                        args.epochs, env)),
+        "second-load": ("second run's data loading only (reuses the cache)", lambda: load_only(manifest, env)),
+        "baseline": ("in memory, no cache (POLYVAE_DATA_CACHE=off), trains",
+                     lambda: train(args.workdir / "run-baseline", manifest, args.epochs, memory)),
+        "baseline-load": ("in memory, no cache: data loading only", lambda: load_only(manifest, memory)),
+        "encode": ("polyvae encode of the first run, all rows", lambda: encode(first, manifest,
+                                                                               args.workdir / "z.npy", env)),
+    }
+    wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in steps]
+    if unknown:
+        parser.error(f"unknown step(s) {', '.join(unknown)}; known: {', '.join(steps)}")
+    rows = []
+    for name in wanted:
+        label, step = steps[name]
+        result = step()
+        rows.append((label, result))
+        print(f"{label}: {table_row(label, result)}", flush=True)
     print(f"\n{args.rows} rows, image + text, {args.epochs} epoch(s)\n")
-    print("| run | data s | epoch 1 s | wall s | peak MB (largest process) | peak MB (process tree) | load |")
+    print("| step | data s (decode, or cache reused) | epoch 1 s | wall s | peak MB (largest process) "
+          "| peak MB (process tree) | load |")
     print("|---|---|---|---|---|---|---|")
-    for name, r in runs:
-        decode = "n/a" if r["reused"] is None else f"{r['decode']:.1f}"
-        print(f"| {name} | {decode} | {r['epoch']:.1f} | {r['wall']:.1f} | {r['largest_mb']:,.0f} | "
-              f"{r['tree_mb']:,.0f} | {r['load']:.2f} |")
+    for label, result in rows:
+        print(table_row(label, result))
     if args.coherence_epochs:
-        run = args.workdir / "run-coherence"
-        trained = train(run, manifest, args.coherence_epochs, env)
-        polyvae = str(Path(sys.executable).parent / "polyvae")
-        out = subprocess.run([polyvae, "evaluate", str(run), "--data", str(manifest), "--json"],
-                             capture_output=True, text=True, check=True).stdout
-        report = json.loads(out)
-        print(f"\ncoherence after {args.coherence_epochs} epochs ({trained['wall']:.0f} s), held-out rows:")
-        print(json.dumps({k: v for k, v in report.items() if "coherence" in k}, indent=2))
+        coherence(args.workdir, manifest, args.coherence_epochs, env)
+
+
+def table_row(label: str, r: dict) -> str:
+    def num(v, digits=1):
+        return "n/a" if v is None else f"{v:,.{digits}f}"
+    data = num(r["decode"]) + (" (reused)" if r["reused"] else "")
+    return (f"| {label} | {data} | {num(r['epoch'])} | {num(r['wall'])} | {num(r['largest_mb'], 0)} | "
+            f"{num(r['tree_mb'], 0)} | {r['load']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -66,12 +66,12 @@ def _writable(folder: Path) -> bool:
     return os.access(folder.parent, os.W_OK | os.X_OK)
 
 
-def file_identity(path: Path) -> list[Any]:
+def file_identity(path: str | Path) -> str:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
-        return ["missing"]
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def source_key(manifest, modalities: dict[str, Any]) -> str:
@@ -82,11 +82,12 @@ def source_key(manifest, modalities: dict[str, Any]) -> str:
                                          str(getattr(mod, "version", "")), mod.options]
                                         for name, mod in modalities.items()]},
                         sort_keys=True, default=str).encode())
+    base = str(manifest.base_dir)
     for name, mod in modalities.items():
         for cell in manifest.column(name):
             h.update(b"\x00" + cell.encode("utf-8", "surrogatepass"))
             if mod.cell_is_path and cell.strip():
-                h.update(json.dumps(file_identity(manifest.base_dir / cell.strip())).encode())
+                h.update(file_identity(os.path.join(base, cell.strip())).encode())
     return h.hexdigest()
 
 
