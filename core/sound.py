@@ -98,6 +98,19 @@ class SoundModality(Modality):
         """Decoded examples ``(N, *shape)`` -> waveforms ``(N, clip_samples)`` at
         :attr:`sample_rate`, each peak-normalised, on the device of ``x``."""
 
+    def spectral_profile(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The long-term average spectrum of examples ``x`` ``(N, *shape)`` taken together (one
+        vector, in the modality's own spectral units): the part of a voice's timbre that does
+        not change with what is said. The voice commands move it along with the voice latent.
+        Default: None (the modality has no such profile, and nothing is moved)."""
+        return None
+
+    def with_profile(self, x: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+        """Examples ``x`` ``(N, *shape)`` (taken together, as one recording) with their
+        long-term average spectrum set to ``profile`` (from :meth:`spectral_profile`), what is
+        said and its timing untouched. Default: ``x`` unchanged."""
+        return x
+
     def to_values(self, xs: torch.Tensor) -> list[Audio]:
         """Decoded examples as :class:`Audio`."""
         waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()

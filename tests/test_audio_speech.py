@@ -191,3 +191,34 @@ def test_pitch_track_in_chunks_equals_all_at_once(monkeypatch):
     torch.testing.assert_close(chunked[0], whole[0])
     assert torch.equal(chunked[1], whole[1])
     assert whole[1].float().mean() > 0.8
+
+
+def test_spectral_profile_is_set_exactly_on_the_frames_inside_the_clips(fitted):
+    """with_profile moves the long-term average spectrum of clips taken together to the one
+    asked for, by one offset per mel bin on the frames inside them; pitch, voicing, extent and
+    the padding after each clip stay as they were."""
+    mod, x, _, _ = fitted
+    low, high = x[:4], x[4:]
+    target = mod.spectral_profile(high)
+    assert target.shape == (32,)
+    moved = mod.with_profile(low, target)
+    assert torch.allclose(mod.spectral_profile(moved), target, atol=1e-5)
+    assert torch.equal(moved[:, 32:], low[:, 32:])
+    spec, _, _, inside = split(low, 32)
+    moved_spec = moved[:, :32]
+    assert torch.equal(moved_spec.transpose(1, 2)[inside < 0.5], spec.transpose(1, 2)[inside < 0.5])
+    # one offset per bin: frame-to-frame differences (what is said) are untouched
+    step = (moved_spec - spec).transpose(1, 2)[inside > 0.5]
+    assert torch.allclose(step, step[:1].expand_as(step), atol=1e-5)
+    # by hand: the mean over every inside frame of the four clips
+    frames = spec.transpose(1, 2)[inside > 0.5]
+    assert torch.allclose(mod.spectral_profile(low), frames.mean(0), atol=1e-6)
+
+
+def test_the_clip_model_has_no_spectral_profile():
+    mod = AudioModality(model="clip", n_mels=32, width=16, hidden=32)
+    clips = [np.pad(c, (0, SR - len(c))) if len(c) < SR else c[:SR] for c in speech_clips()]
+    mod.fit(clips)
+    x = mod.preprocess(clips)
+    assert mod.spectral_profile(x) is None
+    assert mod.with_profile(x, torch.zeros(32)) is x

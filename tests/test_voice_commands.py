@@ -58,6 +58,9 @@ def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_ru
         expected = w[torch.as_tensor(speakers == name)].mean(0)
         torch.testing.assert_close(entry.embedding, expected, rtol=1e-5, atol=1e-6)
         assert entry.features is not None and entry.features.median_pitch_hz > 60
+        # the speech model's spectral profile: the mean log-mel of the singer's clips
+        clips = train_rows.data["audio"][torch.as_tensor(speakers == name)]
+        torch.testing.assert_close(entry.profile, run.modalities["audio"].spectral_profile(clips))
 
 
 def test_interpolate_between_two_singers(voice_run):
@@ -147,6 +150,37 @@ def test_voice_morph_keeps_the_length_and_moves_toward_the_singer(voice_run, tmp
     r = polyvae("voice-morph", voice_run / "run", tmp_path / "me.wav", "--toward", "soprano_sofia",
                 "--amount", "2.5", "--out", tmp_path / "no.wav")
     assert r.code == 2 and "0.0<=x<=2.0" in r.err and not (tmp_path / "no.wav").exists()
+
+
+def _tilt(paths) -> np.ndarray:
+    """Long-term average log-mel spectrum of sound files, its mean over bins removed (the shape
+    of the timbre, whatever the level), measured independently of polyvae with librosa."""
+    import librosa
+    frames = []
+    for path in paths:
+        wave, rate = sf.read(path, dtype="float32")
+        mel = librosa.feature.melspectrogram(y=wave, sr=rate, n_fft=1024, hop_length=256, n_mels=32)
+        loud = mel.sum(0) > 1e-3 * mel.sum(0).max()
+        frames.append(np.log(mel[:, loud] + 1e-6))
+    ltas = np.concatenate(frames, axis=1).mean(1)
+    return ltas - ltas.mean()
+
+
+def test_voice_morph_moves_the_spectral_profile_with_the_amount(voice_run, tmp_path):
+    """The output's long-term spectrum goes from the recording's own toward the singer's."""
+    import csv
+
+    import polyvae as api
+    run = api.load(voice_run / "run")
+    source = _clip_of(voice_run, "bass_boris")
+    rows = list(csv.DictReader(open(voice_run / "data" / "manifest.csv")))
+    target = _tilt([voice_run / "data" / r["audio"] for r in rows if r["speaker"] == "soprano_sofia"])
+    gaps = []
+    for amount in (0.0, 1.0):
+        out = tmp_path / f"{amount}.wav"
+        run.morph(source, toward="soprano_sofia", amount=amount, out=out)
+        gaps.append(float(np.abs(_tilt([out]) - target).mean()))
+    assert gaps[1] < 0.7 * gaps[0], gaps
 
 
 def test_generate_in_a_singers_voice(voice_run):

@@ -4,7 +4,8 @@ A and B are singer names of the run (their embeddings) or audio files (the mean 
 latent of the recording). The content — the shared latent z — comes from ``--content
 MOD=VALUE`` (``text=seven``, ``audio=clip.wav``, ``image=digit.png``), else from A's (or
 B's) recording when one is a file, else the prior mean. Paths are linear or spherical
-(:func:`voice_path`). Every step decodes z with the
+(:func:`voice_path`); where the modality has spectral profiles, each step's is set to
+``(1 - alpha) A's + alpha B's``. Every step decodes z with the
 voice latent at that point of the path and is written as ``step_KK.wav``; each written
 file is then read back and re-encoded, and its voice distance to A and to B goes into
 ``path.json`` with the Spearman rank correlation of those distances with alpha (a smooth,
@@ -36,12 +37,15 @@ class VoiceEndpoint:
     label: str
     w: torch.Tensor
     recording_x: torch.Tensor | None = None
+    #: the voice's spectral profile (SoundModality.spectral_profile), None when there is none
+    profile: torch.Tensor | None = None
 
 
 def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -> VoiceEndpoint:
     """A singer name of the run, or an audio file, as a voice latent ``(P,)``."""
     if spec in table.singers:
-        return VoiceEndpoint(spec, table.embedding(spec).to(device))
+        profile = table.profile(spec)
+        return VoiceEndpoint(spec, table.embedding(spec).to(device), profile=None if profile is None else profile.to(device))
     path = Path(spec)
     if not path.exists():
         raise UsageError(f"'{spec}' is neither a singer of this run nor an existing audio file; "
@@ -50,7 +54,8 @@ def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -
 
     rec = read_recording(run, table.modality, path)
     w = encode_voice(run, table.modality, rec.windows, device).mean(0)
-    return VoiceEndpoint(str(path), w, rec.windows[:1])
+    profile = run.modalities[table.modality].spectral_profile(rec.windows)
+    return VoiceEndpoint(str(path), w, rec.windows[:1], None if profile is None else profile.to(device))
 
 
 def content_of(run: LoadedRun, modality: str, content: str | None, ends: list[VoiceEndpoint],
@@ -114,6 +119,10 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
         x = convert(run, modality, clip.expand(steps, *clip.shape[1:]), voices, device)
     else:
         x = decode_audio(run, modality, z.view(1, -1).expand(steps, -1), voices)
+    if a.profile is not None and b.profile is not None:     # the timbre moves with alpha, step by step
+        mod = run.modalities[modality]
+        x = torch.cat([mod.with_profile(x[k:k + 1], a.profile + float(t[k]) * (b.profile - a.profile))
+                       for k in range(steps)])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / f"step_{k:02d}.wav" for k in range(steps)]

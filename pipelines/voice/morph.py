@@ -3,7 +3,10 @@
 Every clip-long window of the recording is encoded twice: the shared latent z (content,
 from the audio alone) and the voice latent w. The voice moves along the straight line to
 the singer's embedding, ``w' = w + amount (e - w)``, z stays, and the decoded windows are
-put back where they were in the recording (quiet windows stay silent).
+put back where they were in the recording (quiet windows stay silent). Where the modality has
+a spectral profile (the speech model's long-term average spectrum), the output's is set to
+``own + amount (singer's - own)`` too: the decoder alone renders a voice latent's timbre only
+part of the way.
 """
 from __future__ import annotations
 
@@ -69,7 +72,11 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     rec = read_recording(run, modality, recording)
     w = encode_voice(run, modality, rec.windows, device)
     moved = morph_latents(w, target, amount)
-    pieces = mod.to_values(convert(run, modality, rec.windows, moved, device).cpu())
+    converted = convert(run, modality, rec.windows, moved, device)
+    own, theirs = mod.spectral_profile(rec.windows), table.profile(toward)
+    if own is not None and theirs is not None:      # the timbre moves as far as the voice latent
+        converted = mod.with_profile(converted, own + amount * (theirs.to(own.device) - own))
+    pieces = mod.to_values(converted.cpu())
     total = max(len(rec.wave), max(s + len(p.samples) for s, p in zip(rec.starts, pieces)))
     signal = np.zeros(total, dtype=np.float32)
     for start, piece in zip(rec.starts, pieces):

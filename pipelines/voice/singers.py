@@ -33,10 +33,13 @@ from .calibration import Calibration, calibrate
 from .features import VoiceFeatures
 
 SINGERS_FILE = "singers.json"
-#: 2: with the calibration of distances (percentiles, same-voice threshold)
-FORMAT = 2
+#: 2: with the calibration of distances (percentiles, same-voice threshold); 3: with each
+#: singer's spectral profile (older tables are rebuilt on first use)
+FORMAT = 3
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8
+#: clips per singer (evenly spread) whose frames make the singer's spectral profile
+PROFILE_CLIPS = 256
 
 
 @dataclass
@@ -46,6 +49,8 @@ class SingerEntry:
     embedding: torch.Tensor                   # (P,)
     clips: int
     features: VoiceFeatures | None = None
+    #: long-term average spectrum of the singer's clips (SoundModality.spectral_profile), or None
+    profile: torch.Tensor | None = None
 
 
 @dataclass
@@ -75,6 +80,11 @@ class SingerTable:
                 f"learnt and matched reliably (voice-match and voice-morph will be unsure of it)"
                 for n, k in few]
 
+    def profile(self, name: str) -> torch.Tensor | None:
+        """The spectral profile of ``name`` (None when the modality has none)."""
+        self.embedding(name)
+        return self.singers[name].profile
+
     def matrix(self) -> torch.Tensor:
         return torch.stack([e.embedding for e in self.singers.values()])
 
@@ -103,7 +113,8 @@ class SingerTable:
             "scale": [float(v) for v in self.scale],
             "calibration": self.calibration.to_json() if self.calibration else None,
             "singers": {name: {"clips": e.clips, "embedding": [float(v) for v in e.embedding],
-                               "features": e.features.to_json() if e.features else None}
+                               "features": e.features.to_json() if e.features else None,
+                               "profile": None if e.profile is None else [round(float(v), 5) for v in e.profile]}
                         for name, e in self.singers.items()},
         }, indent=2)
 
@@ -113,7 +124,8 @@ class SingerTable:
         if raw.get("format") != FORMAT:
             raise ValueError(f"singers.json format {raw.get('format')!r}, expected {FORMAT}")
         singers = {name: SingerEntry(torch.tensor(s["embedding"], dtype=torch.float32), int(s["clips"]),
-                                     VoiceFeatures.from_json(s["features"]) if s.get("features") else None)
+                                     VoiceFeatures.from_json(s["features"]) if s.get("features") else None,
+                                     torch.tensor(s["profile"], dtype=torch.float32) if s.get("profile") else None)
                    for name, s in raw["singers"].items()}
         calibration = Calibration.from_json(raw["calibration"]) if raw.get("calibration") else None
         return cls(raw["modality"], torch.tensor(raw["scale"], dtype=torch.float32), singers,
@@ -201,8 +213,13 @@ def build_table(model, data: TensorData, manifest_path: Path | None = None, devi
     names = [speakers[i] for i in keep]
     groups, scale = aggregate(latents, names)
     table = SingerTable(modality, scale, weights=weights)
+    mod = model.modalities[modality]
+    x = rows.data[modality]
     for name, (mean, count) in groups.items():
-        table.singers[name] = SingerEntry(mean, count)
+        own = torch.tensor([j for j, s in enumerate(names) if s == name])
+        own = own[torch.linspace(0, len(own) - 1, min(len(own), PROFILE_CLIPS)).round().long().unique()]
+        profile = mod.spectral_profile(x[own]) if isinstance(mod, SoundModality) else None
+        table.singers[name] = SingerEntry(mean, count, profile=None if profile is None else profile.float().cpu())
     if len(groups) >= 2:
         table.calibration = calibrate(latents, names, groups, table.distance)
     if manifest_path is not None and feature_clips > 0 and Path(manifest_path).exists():
