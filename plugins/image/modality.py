@@ -14,10 +14,13 @@ from polyvae.core.errors import BadInput, UsageError
 from polyvae.core.experts import gaussian_log_density
 from polyvae.core.modality import Modality, with_defaults
 
-from .networks import ImageDecoder, ImageEncoder
+from .networks import ImageDecoder, ImageEncoder, ResidualImageDecoder, ResidualImageEncoder
 
+#: arch: "residual" (residual blocks at the coarse grids) or "plain" (two convolutions each
+#: way, the networks of runs saved before the option; such runs load as plain)
 OPTIONS = {"size": 32, "channels": "auto", "likelihood": "bernoulli", "width": 32, "hidden": 256,
-           "private_dim": 0}
+           "private_dim": 0, "arch": "residual"}
+NETWORKS = {"plain": (ImageEncoder, ImageDecoder), "residual": (ResidualImageEncoder, ResidualImageDecoder)}
 
 
 class ImageModality(Modality):
@@ -27,7 +30,7 @@ class ImageModality(Modality):
     extension = "png"
     cell_is_path = True
     version = "1"
-    description = "images (any format PIL reads), conv encoder/decoder, Bernoulli or Gaussian pixels"
+    description = "images (any format PIL reads), residual conv encoder/decoder, Bernoulli or Gaussian pixels"
 
     def __init__(self, **options: Any):
         merged = with_defaults("image", options, OPTIONS)
@@ -37,7 +40,13 @@ class ImageModality(Modality):
             raise UsageError(f"image size must be a multiple of 4 and at least 8, got {self.size}")
         if merged["likelihood"] not in ("bernoulli", "gaussian"):
             raise UsageError(f"image likelihood must be bernoulli or gaussian, got {merged['likelihood']}")
+        if merged["arch"] not in NETWORKS:
+            raise UsageError(f"image arch must be {' or '.join(NETWORKS)}, got {merged['arch']}")
         self.channels = None if merged["channels"] == "auto" else int(merged["channels"])
+        self.arch = merged["arch"]
+        self.likelihood = merged["likelihood"]
+        #: what a run saved before the state recorded its likelihood was trained with
+        self._saved_likelihood = options.get("likelihood", "bernoulli")
 
     # ---- data ---------------------------------------------------------------------------
     def read(self, cell: str, base_dir: Path) -> np.ndarray:
@@ -101,11 +110,17 @@ class ImageModality(Modality):
         return batch
 
     def state(self) -> dict[str, Any]:
-        return {"channels": self._channels(), "size": self.size}
+        return {"channels": self._channels(), "size": self.size, "arch": self.arch, "likelihood": self.likelihood}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """A state saved before the ``arch`` option (no such key) rebuilds the plain networks,
+        with the likelihood its options named (Bernoulli when they named none)."""
         if state:
             self.channels = int(state["channels"])
+            self.arch = state.get("arch", "plain")
+            self.likelihood = state.get("likelihood", self._saved_likelihood)
+            if self.arch not in NETWORKS or self.likelihood not in ("bernoulli", "gaussian"):
+                raise ValueError(f"unknown image arch {self.arch!r} or likelihood {self.likelihood!r}")
 
     def num_elements(self) -> int:
         return self._channels() * self.size * self.size
@@ -120,12 +135,14 @@ class ImageModality(Modality):
 
     # ---- networks -----------------------------------------------------------------------
     def build_encoder(self, latent_dim: int) -> torch.nn.Module:
-        return ImageEncoder(self._channels(), self.size, latent_dim + self.private_dim,
-                            self.options["width"], self.options["hidden"])
+        encoder = NETWORKS[self.arch][0]
+        return encoder(self._channels(), self.size, latent_dim + self.private_dim,
+                       self.options["width"], self.options["hidden"])
 
     def build_decoder(self, input_dim: int) -> torch.nn.Module:
-        return ImageDecoder(self._channels(), self.size, input_dim, self.options["width"],
-                            self.options["hidden"], gaussian=self.options["likelihood"] == "gaussian")
+        decoder = NETWORKS[self.arch][1]
+        return decoder(self._channels(), self.size, input_dim, self.options["width"],
+                       self.options["hidden"], gaussian=self.likelihood == "gaussian")
 
     def log_likelihood(self, params, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
