@@ -8,7 +8,8 @@ memory-mapped files, so a dataset larger than memory streams from disk.
 
 An entry is found by the identity of what it was decoded from (the modality cells of the
 manifest, each referenced file's size, mtime, ctime and inode, each modality's class,
-version and options, polyvae's version) and by the modalities' fitted states; see
+version and options, the files of its plugin's folder, polyvae's version) and by the
+modalities' fitted states; see
 :func:`source_key`. It is built in a hidden temporary folder and renamed into place with
 its ``meta.json`` written last, so a killed decode never leaves an entry that looks valid.
 
@@ -19,6 +20,7 @@ default it is ``.polyvae-cache`` beside the manifest, or the user cache folder
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -74,12 +76,22 @@ def file_identity(path: str | Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
+def code_identity(mod: Any) -> list[str]:
+    """The Python files of a modality's plugin folder, by size and modification time: an
+    edited or upgraded plugin may preprocess differently even where its ``version`` stays."""
+    try:
+        folder = Path(inspect.getfile(type(mod))).parent
+        return [f"{p.name}:{file_identity(p)}" for p in sorted(folder.glob("*.py"))]
+    except (TypeError, OSError):
+        return []
+
+
 def source_key(manifest, modalities: dict[str, Any]) -> str:
     """Digest of everything the decoded data depends on, but the fitted states."""
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT, "polyvae": __version__, "rows": len(manifest),
                          "modalities": [[name, type(mod).__module__, type(mod).__qualname__,
-                                         str(getattr(mod, "version", "")), mod.options]
+                                         str(getattr(mod, "version", "")), mod.options, code_identity(mod)]
                                         for name, mod in modalities.items()]},
                         sort_keys=True, default=str).encode())
     base = str(manifest.base_dir)

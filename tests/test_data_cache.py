@@ -161,6 +161,21 @@ def test_a_changed_file_or_setting_is_decoded_again(manifest):
     assert not rgb.cache.reused and rgb.data["image"].shape[1] == 3
 
 
+def test_an_edited_plugin_is_decoded_again(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLYVAE_DATA_CACHE", raising=False)
+    plugin = tmp_path / "plugin" / "edited_plugin.py"
+    plugin.parent.mkdir()
+    plugin.write_text("from test_data_cache import Noise\nclass Edited(Noise):\n    pass\n")
+    monkeypatch.syspath_prepend(str(plugin.parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from edited_plugin import Edited
+    write_manifest(tmp_path / "m.csv", [{"noise": str(i)} for i in range(12)], ["noise"])
+    assert not load_tensors(read_manifest(tmp_path / "m.csv"), {"noise": Edited()}).cache.reused
+    assert load_tensors(read_manifest(tmp_path / "m.csv"), {"noise": Edited()}).cache.reused
+    os.utime(plugin, ns=(2_000_000_000, 2_000_000_000))      # the plugin's code changed
+    assert not load_tensors(read_manifest(tmp_path / "m.csv"), {"noise": Edited()}).cache.reused
+
+
 def test_a_half_written_cache_is_never_used(manifest, monkeypatch):
     # a decode killed mid-way: nothing committed, its temporary folder removed or ignored
     def killed(*args, **kwargs):
