@@ -46,7 +46,7 @@ def test_word_state_round_trips_and_old_states_load_as_characters():
     old = {"chars": mod.state()["chars"], "length": 40, "mean_length": 31.0}    # saved before words
     loaded = TextModality()
     loaded.load_state(old)
-    assert loaded.vocab.words == [] and loaded.no_repeat_ngram == 0
+    assert loaded.vocab.words == [] and loaded.no_repeat_ngram == 0 and loaded.min_length == 1
     assert loaded.to_text(loaded.preprocess(CAPTIONS[:1])[0]) == CAPTIONS[0]
     assert loaded.preprocess(CAPTIONS[:1]).shape == (1, 40)
     chars = TextModality(tokens="chars")
@@ -95,6 +95,24 @@ def test_a_decoder_forced_to_repeat_is_blocked_and_ends():
     vocab = Vocabulary([], [" the", " triangle", " red"])
     looped = vocab.decode(torch.tensor([5] * 12))
     assert loop_in(looped) is not None and loop_in(vocab.decode(blocked[0])) is None
+
+
+def test_no_text_ends_before_the_shortest_training_text():
+    eager = _stuck_decoder(10, 12, 2)
+    eager.min_length = 1
+    with torch.no_grad():
+        eager.out.bias[EOS] = 9.0                            # the end symbol first, always
+    assert eager.greedy(torch.zeros(1, 4))[0].tolist()[:2] == [5, EOS]
+    mod = TextModality()
+    mod.fit(["one", "one", "two", "three four"])
+    assert mod.min_length == 1                               # "one", seen twice: one word token
+    chars = TextModality(tokens="chars")
+    chars.fit(["one", "two", "three four"])
+    assert chars.min_length == 3 and chars.state()["min_length"] == 3
+    dec = chars.build_decoder(4)
+    with torch.no_grad():
+        dec.out.bias[EOS] = 50.0
+    assert [len(t) for t in chars.to_values(chars.generate(dec, torch.zeros(2, 4)))] == [3, 3]
 
 
 def test_the_modality_decoder_blocks_what_its_training_texts_never_repeat():

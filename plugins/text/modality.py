@@ -50,6 +50,9 @@ class TextModality(Modality):
         self.length = 0
         #: decoding never repeats a run of this many tokens (0: off, as in runs saved before it)
         self.no_repeat_ngram = 0
+        #: decoding says at least this many tokens: the shortest training text's (an empty text
+        #: is never one)
+        self.min_length = 1
         self.mean_length = 0.0
         self._notes: list[str] = []
 
@@ -66,6 +69,7 @@ class TextModality(Modality):
         sizes = [len(self.vocab.tokens(t)) for t in raws]
         longest = max(sizes)
         self.length = min(int(self.options["max_length"]), longest + 1)
+        self.min_length = max(1, min(min(sizes), self.length - 1))
         self.mean_length = sum(min(n + 1, self.length) for n in sizes) / len(raws)
         cut = sum(n + 1 > self.length for n in sizes)      # + 1: the end-of-text mark
         unit = "tokens (words and characters)" if self.vocab.words else "characters"
@@ -96,19 +100,20 @@ class TextModality(Modality):
 
     def state(self) -> dict[str, Any]:
         state = {"chars": self._vocab().chars, "length": self.length, "mean_length": self.mean_length,
-                 "no_repeat_ngram": self.no_repeat_ngram}
+                 "no_repeat_ngram": self.no_repeat_ngram, "min_length": self.min_length}
         if self._vocab().words:
             state["words"] = self._vocab().words
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         """A state saved before words and repeat blocking (no such keys) loads as it was:
-        characters, nothing blocked."""
+        characters, nothing blocked, at least one token said."""
         if state:
             self.vocab = Vocabulary(list(state["chars"]), list(state.get("words", [])))
             self.length = int(state["length"])
             self.mean_length = float(state["mean_length"])
             self.no_repeat_ngram = int(state.get("no_repeat_ngram", 0))
+            self.min_length = int(state.get("min_length", 1))
 
     def num_elements(self) -> int:
         return max(1, round(self.mean_length))
@@ -128,7 +133,8 @@ class TextModality(Modality):
 
     def build_decoder(self, input_dim: int) -> torch.nn.Module:
         return TextDecoder(len(self._vocab()), input_dim, self.length, self.options["embed"],
-                           self.options["hidden"], no_repeat_ngram=self.no_repeat_ngram)
+                           self.options["hidden"], no_repeat_ngram=self.no_repeat_ngram,
+                           min_length=self.min_length)
 
     def log_likelihood(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Sum of log-probabilities of every token up to and including the end symbol."""

@@ -50,17 +50,19 @@ class GRUTextEncoder(nn.Module):
 class TextDecoder(nn.Module):
     """GRU language model whose initial state and every input step see the latent ``h``.
 
-    Decoding is greedy, up to the end symbol or ``length`` tokens; with ``no_repeat_ngram`` n
-    (>= 2), a token that would say a run of n tokens a second time in the same text is passed
-    over for the next most likely one (the end symbol never is). Not a weight: it does not
-    change what the decoder learns or saves.
+    Decoding is greedy, from ``min_length`` tokens (no text ends before the shortest training
+    text does) up to the end symbol or ``length`` tokens; with ``no_repeat_ngram`` n (>= 2), a
+    token that would say a run of n tokens a second time in the same text is passed over for
+    the next most likely one (the end symbol never is). Neither is a weight: they do not change
+    what the decoder learns or saves.
     """
 
     def __init__(self, vocab: int, input_dim: int, length: int, embed: int = 64, hidden: int = 128,
-                 no_repeat_ngram: int = 0):
+                 no_repeat_ngram: int = 0, min_length: int = 1):
         super().__init__()
         self.length = length
         self.no_repeat_ngram = no_repeat_ngram
+        self.min_length = min_length
         self.embed = nn.Embedding(vocab, embed, padding_idx=PAD)
         self.init = nn.Linear(input_dim, hidden)
         self.cond = nn.Linear(input_dim, embed)
@@ -93,8 +95,12 @@ class TextDecoder(nn.Module):
         done = torch.zeros(n, dtype=torch.bool, device=h.device)
         ids = torch.full((n, self.length), PAD, dtype=torch.long, device=h.device)
         blocker = RepeatBlocker(n, self.no_repeat_ngram) if self.no_repeat_ngram >= 2 else None
+        never = torch.tensor([PAD, BOS], device=h.device)
+        never_yet = torch.tensor([PAD, BOS, EOS], device=h.device)
         for t in range(self.length):
             logits, state = self.step_logits(token, cond, state)
+            # padding and the start symbol are never a target, so never said
+            logits = logits.index_fill(1, never if t >= self.min_length else never_yet, float("-inf"))
             if blocker is not None:
                 logits = blocker.block(logits, done)
             token = logits.argmax(-1)
