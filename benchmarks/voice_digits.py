@@ -12,7 +12,11 @@ reference) it trains the three-modality MVAE with default settings and reports:
   the ten digit words (its accuracy on the real held-out clips is printed as the ceiling);
 * unseen voice -> image and -> text: ``polyvae evaluate`` coherence on the unseen voices'
   manifest (classifiers fitted on the training rows);
-* held-out (seen voices) coherence, for reference.
+* held-out (seen voices) coherence, for reference;
+* content after conversion (speech model): every unseen-voice clip morphed (``--amount 1``)
+  toward a training voice (in turn), read by the recogniser, against the originals.
+
+``--reuse`` measures run folders already trained in ``--out`` (``run_speech``, ``run_clip``).
 """
 from __future__ import annotations
 
@@ -56,12 +60,29 @@ def read_manifest(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: Recogniser, n: int = 10) -> dict:
+def converted_content(run, unseen: Path, ear: Recogniser, amount: float = 1.0) -> float:
+    """Share of the unseen voices' clips still read as their word after a morph toward a
+    training voice (each clip toward the next voice in turn)."""
+    voices = run.singers
+    rows = read_manifest(unseen)
+    heard = 0
+    for k, row in enumerate(rows):
+        moved = run.morph(unseen.parent / row["audio"], toward=voices[k % len(voices)], amount=amount)
+        heard += ear(moved.samples, moved.sample_rate) == row["text"]
+    return heard / len(rows)
+
+
+def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: Recogniser, n: int = 10,
+            reuse: bool = False) -> dict:
     import polyvae
 
     config = {"modality_options": {"audio": {"model": model}}}
     t = time.perf_counter()
-    run = polyvae.train(out / f"run_{model}", data=train, config=config, epochs=epochs, progress=False, plots=False)
+    folder = out / f"run_{model}"
+    if reuse and (folder / "model.safetensors").exists():
+        run = polyvae.load(folder)
+    else:
+        run = polyvae.train(folder, data=train, config=config, epochs=epochs, progress=False, plots=False)
     seconds = time.perf_counter() - t
     heard = 0
     for word in WORDS:
@@ -69,10 +90,13 @@ def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: 
         heard += sum(ear(a.samples, a.sample_rate) == word for a in clips)
     held = run.evaluate(train)
     other = run.evaluate(unseen)
-    return {"model": model, "train_seconds": round(seconds, 1), "text_to_audio_recognised": heard / (10 * n),
-            "unseen_audio_to_image": other["coherence"]["1"].get("audio->image"),
-            "unseen_audio_to_text": other["coherence"]["1"].get("audio->text"),
-            "heldout_coherence": held["coherence"]["1"]}
+    result = {"model": model, "train_seconds": round(seconds, 1), "text_to_audio_recognised": heard / (10 * n),
+              "unseen_audio_to_image": other["coherence"]["1"].get("audio->image"),
+              "unseen_audio_to_text": other["coherence"]["1"].get("audio->text"),
+              "heldout_coherence": held["coherence"]["1"]}
+    if model == "speech":
+        result["unseen_content_after_conversion"] = converted_content(run, unseen, ear)
+    return result
 
 
 def ceiling(manifest: Path, ear: Recogniser) -> float:
@@ -91,13 +115,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--models", nargs="+", default=["speech", "clip"])
+    parser.add_argument("--reuse", action="store_true", help="measure the run folders already in --out")
     args = parser.parse_args()
     train, unseen = args.out / "train" / "manifest.csv", args.out / "unseen" / "manifest.csv"
     if not train.exists():
         write_spoken_digits(args.out, args.reps)
     ear = Recogniser()
     report = {"recogniser_on_real_unseen_clips": ceiling(unseen, ear),
-              "runs": [measure(m, train, unseen, args.out, args.epochs, ear) for m in args.models]}
+              "runs": [measure(m, train, unseen, args.out, args.epochs, ear, reuse=args.reuse)
+                       for m in args.models]}
     print(json.dumps(report, indent=2))
     if len(report["runs"]) == 2:
         a, b = report["runs"]
