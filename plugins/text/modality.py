@@ -88,15 +88,24 @@ class TextModality(Modality):
 
     def preprocess(self, raws: list[str]) -> torch.Tensor:
         """Token ids; characters the vocabulary lacks become ``<unk>``, with a warning naming them."""
-        unknown = self._vocab().unknown(raws, self.length)
+        vocab = self._vocab()
+        unknown = vocab.unknown(raws)
         if unknown:
             named = ", ".join(repr(c) for c in sorted(unknown, key=lambda c: (-unknown[c], c))[:12])
             more = f" and {len(unknown) - 12} more" if len(unknown) > 12 else ""
-            texts = sum(1 for t in raws if self._vocab().unknown_in(t, self.length))
+            texts = sum(1 for t in raws if vocab.unknown_in(t))
             warnings.warn(DataWarning(
                 f"text: characters not seen in training are read as <unk> (unknown): {named}{more} "
                 f"(in {texts} of {len(raws)} text{'s' if len(raws) != 1 else ''})"), stacklevel=2)
-        return self._vocab().encode(raws, self.length)
+        cut = vocab.cut(raws, self.length)
+        if cut:
+            first = raws[cut[0]]
+            kept = "".join(vocab.tokens(first)[: self.length - 1])
+            warnings.warn(DataWarning(
+                f"text: {len(cut)} of {len(raws)} text{'s are' if len(raws) != 1 else ' is'} longer than the "
+                f"{self.length - 1} tokens this model reads; only the "
+                f"beginning is used, e.g. {kept!r} of {first!r}"), stacklevel=2)
+        return vocab.encode(raws, self.length)
 
     def state(self) -> dict[str, Any]:
         state = {"chars": self._vocab().chars, "length": self.length, "mean_length": self.mean_length,

@@ -77,18 +77,22 @@ class Vocabulary:
             ids[row, : len(codes)] = torch.tensor(codes)
         return ids
 
-    def unknown(self, texts: list[str], length: int) -> dict[str, int]:
-        """Characters of ``texts`` (within their first ``length - 1`` tokens, what :meth:`encode`
-        keeps) that are not in the vocabulary, with the number of texts each is in."""
+    def unknown(self, texts: list[str]) -> dict[str, int]:
+        """Characters of ``texts`` that are not in the vocabulary, with the number of texts
+        each is in."""
         found: dict[str, int] = {}
         for text in texts:
-            for c in self.unknown_in(text, length):
+            for c in self.unknown_in(text):
                 found[c] = found.get(c, 0) + 1
         return found
 
-    def unknown_in(self, text: str, length: int) -> set[str]:
-        """Characters of ``text`` (within its first ``length - 1`` tokens) not in the vocabulary."""
-        return {t for t in self.tokens(text)[: length - 1] if t not in self.lookup}
+    def unknown_in(self, text: str) -> set[str]:
+        """Characters of ``text`` not in the vocabulary."""
+        return {t for t in self.tokens(text) if t not in self.lookup}
+
+    def cut(self, texts: list[str], length: int) -> list[int]:
+        """Positions of the texts longer than the ``length - 1`` tokens :meth:`encode` keeps."""
+        return [i for i, t in enumerate(texts) if len(self.tokens(t)) > length - 1]
 
     def decode(self, ids: torch.Tensor) -> str:
         """The text up to the first EOS (specials other than UNK dropped)."""
