@@ -1,6 +1,7 @@
 """Plots written into ``RUN/plots/`` as training goes (matplotlib Agg, no display).
 
-Every epoch: the loss terms so far (``losses.png``), read from ``metrics.jsonl``. At the last
+Every epoch (at most every :data:`LOSSES_EVERY_SECONDS`, and always at the last one and with
+the heavy plots): the loss terms so far (``losses.png``), read from ``metrics.jsonl``. At the last
 epoch and every ``heavy_every`` epochs, the plots that need the model: the latent 2-D
 projection coloured by label or singer (``latent.png``), the cross-modal grid of each given
 example to images (``cross_<source>_to_<target>.png``), and spectrograms of audio generated
@@ -15,6 +16,7 @@ atomically, so a viewer never sees half a PNG.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -34,6 +36,10 @@ PLOTS = "plots"
 HEAVY_EVERY = 10
 #: rows encoded for the latent projection
 LATENT_ROWS = 1000
+#: the loss curves are redrawn at most this often (a drawing costs about half a second, a
+#: twentieth of the demo's training when every short epoch drew one)
+LOSSES_EVERY_SECONDS = 10.0
+_losses_drawn: dict[Path, float] = {}
 
 
 class PlotWarning(UserWarning):
@@ -70,13 +76,17 @@ def write_epoch_plots(report: EpochReport, heavy_every: int = HEAVY_EVERY) -> li
             warnings.warn(message, PlotWarning, stacklevel=3)
             messages.append(message)
 
-    attempt("losses", lambda: save_figure(loss_curves(read_history(report.run_dir) or [report.metrics]),
-                                          folder / "losses.png"))
     try:
         total = read_config(report.run_dir).train.epochs
     except Exception:
         total = None
-    if not is_heavy_epoch(report.epoch, total, heavy_every):
+    heavy = is_heavy_epoch(report.epoch, total, heavy_every)
+    key = Path(report.run_dir).resolve()
+    if heavy or time.monotonic() - _losses_drawn.get(key, -LOSSES_EVERY_SECONDS) >= LOSSES_EVERY_SECONDS:
+        attempt("losses", lambda: save_figure(loss_curves(read_history(report.run_dir) or [report.metrics]),
+                                              folder / "losses.png"))
+        _losses_drawn[key] = time.monotonic()
+    if not heavy:
         return messages
     data = report.data.validation if len(report.data.validation) >= 100 else report.data.train
     mods = report.data.modalities

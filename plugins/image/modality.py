@@ -16,10 +16,13 @@ from polyvae.core.modality import Modality, with_defaults
 
 from .networks import ImageDecoder, ImageEncoder, ResidualImageDecoder, ResidualImageEncoder
 
-#: arch: "residual" (residual blocks at the coarse grids) or "plain" (two convolutions each
-#: way, the networks of runs saved before the option; such runs load as plain)
+#: arch: "residual" (residual blocks at the coarse grids), "plain" (two convolutions each
+#: way, the networks of runs saved before the option; such runs load as plain) or "auto":
+#: residual from RESIDUAL_FROM px up, plain below (at 32 px the residual blocks cost the demo's
+#: image networks 1.18x the time and did not read shapes better: benchmarks/RESULTS.md)
 OPTIONS = {"size": 32, "channels": "auto", "likelihood": "bernoulli", "width": 32, "hidden": 256,
-           "private_dim": 0, "arch": "residual"}
+           "private_dim": 0, "arch": "auto"}
+RESIDUAL_FROM = 64
 NETWORKS = {"plain": (ImageEncoder, ImageDecoder), "residual": (ResidualImageEncoder, ResidualImageDecoder)}
 
 
@@ -30,7 +33,7 @@ class ImageModality(Modality):
     extension = "png"
     cell_is_path = True
     version = "1"
-    description = "images (any format PIL reads), residual conv encoder/decoder, Bernoulli or Gaussian pixels"
+    description = "images (any format PIL reads), conv encoder/decoder (residual from 64 px), Bernoulli or Gaussian pixels"
 
     def __init__(self, **options: Any):
         merged = with_defaults("image", options, OPTIONS)
@@ -40,10 +43,11 @@ class ImageModality(Modality):
             raise UsageError(f"image size must be a multiple of 4 and at least 8, got {self.size}")
         if merged["likelihood"] not in ("bernoulli", "gaussian"):
             raise UsageError(f"image likelihood must be bernoulli or gaussian, got {merged['likelihood']}")
-        if merged["arch"] not in NETWORKS:
-            raise UsageError(f"image arch must be {' or '.join(NETWORKS)}, got {merged['arch']}")
+        if merged["arch"] not in (*NETWORKS, "auto"):
+            raise UsageError(f"image arch must be {', '.join(NETWORKS)} or auto, got {merged['arch']}")
         self.channels = None if merged["channels"] == "auto" else int(merged["channels"])
-        self.arch = merged["arch"]
+        self.arch = merged["arch"] if merged["arch"] != "auto" else \
+            ("residual" if self.size >= RESIDUAL_FROM else "plain")
         self.likelihood = merged["likelihood"]
         #: what a run saved before the state recorded its likelihood was trained with
         self._saved_likelihood = options.get("likelihood", "bernoulli")
