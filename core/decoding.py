@@ -16,7 +16,6 @@ import errno
 import importlib
 import multiprocessing
 import os
-import pickle
 import sys
 import time
 import warnings
@@ -228,8 +227,10 @@ def _results(manifest: Manifest, modalities: dict[str, Modality], preprocess: se
 
 
 def _picklable(mod: Modality) -> bool:
+    """Whether ``mod`` can be sent to a worker process (serialised only, never read back here)."""
+    from multiprocessing.reduction import ForkingPickler
     try:
-        pickle.dumps(mod)
+        ForkingPickler.dumps(mod)
     except Exception:
         return False
     return True
