@@ -15,16 +15,11 @@ import torch
 from torch import nn
 
 
-class ImageEncoder(nn.Module):
-    """(B, C, S, S) in [0, 1] -> (mu, logvar) of size ``out_dim``."""
+class _ConvEncoder(nn.Module):
+    """``conv`` (set by the subclass), then a fully connected ``head`` from its flattened
+    ``flat`` features to (mu, logvar) of size ``out_dim``; pixels scaled to [-1, 1] first."""
 
-    def __init__(self, channels: int, size: int, out_dim: int, width: int = 32, hidden: int = 256):
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1), nn.SiLU(),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.SiLU(),
-        )
-        flat = 2 * width * (size // 4) ** 2
+    def _set_head(self, flat: int, hidden: int, out_dim: int) -> None:
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.SiLU(),
                                   nn.Linear(hidden, 2 * out_dim))
 
@@ -33,27 +28,46 @@ class ImageEncoder(nn.Module):
         return mu, logvar
 
 
-class ImageDecoder(nn.Module):
+class _ConvDecoder(nn.Module):
+    """``fc`` to a ``grid``-channel ``side`` x ``side`` map, then ``deconv`` (set by the
+    subclass); logits, or (means, log_sigma) with Gaussian pixels (one learned noise level)."""
+
+    def _set_noise(self, gaussian: bool) -> None:
+        self.log_sigma = nn.Parameter(torch.tensor(-2.0)) if gaussian else None
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.deconv(self.fc(h).view(-1, self.grid, self.side, self.side))
+        if self.log_sigma is None:
+            return out
+        return torch.sigmoid(out), self.log_sigma
+
+
+class ImageEncoder(_ConvEncoder):
+    """(B, C, S, S) in [0, 1] -> (mu, logvar) of size ``out_dim``."""
+
+    def __init__(self, channels: int, size: int, out_dim: int, width: int = 32, hidden: int = 256):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.SiLU(),
+        )
+        self._set_head(2 * width * (size // 4) ** 2, hidden, out_dim)
+
+
+class ImageDecoder(_ConvDecoder):
     """(N, input_dim) -> per-pixel logits (Bernoulli) or means (Gaussian), (N, C, S, S)."""
 
     def __init__(self, channels: int, size: int, input_dim: int, width: int = 32, hidden: int = 256,
                  gaussian: bool = False):
         super().__init__()
-        self.width, self.side = width, size // 4
-        # Gaussian pixels get one learned noise level: (mean, log_sigma) instead of logits.
-        self.log_sigma = nn.Parameter(torch.tensor(-2.0)) if gaussian else None
+        self.grid, self.side = 2 * width, size // 4
+        self._set_noise(gaussian)
         self.fc = nn.Sequential(nn.Linear(input_dim, hidden), nn.SiLU(),
                                 nn.Linear(hidden, 2 * width * self.side ** 2), nn.SiLU())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.SiLU(),
             nn.ConvTranspose2d(width, channels, 4, 2, 1),
         )
-
-    def forward(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.deconv(self.fc(h).view(-1, 2 * self.width, self.side, self.side))
-        if self.log_sigma is None:
-            return out
-        return torch.sigmoid(out), self.log_sigma
 
 
 # ---- residual -------------------------------------------------------------------------------
@@ -85,7 +99,7 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class ResidualImageEncoder(nn.Module):
+class ResidualImageEncoder(_ConvEncoder):
     """(B, C, S, S) in [0, 1] -> (mu, logvar): stride-2 convolutions, a residual block after
     each but the first (the one at full resolution, where a block costs the most), a fully
     connected head."""
@@ -101,16 +115,10 @@ class ResidualImageEncoder(nn.Module):
             layers += [ResidualBlock(w)] if k >= 1 else [nn.SiLU()]
             before = w
         self.conv = nn.Sequential(*layers, nn.SiLU())
-        flat = widths[-1] * (size // 2 ** stages) ** 2
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.SiLU(),
-                                  nn.Linear(hidden, 2 * out_dim))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.conv(x * 2.0 - 1.0)).chunk(2, dim=-1)
-        return mu, logvar
+        self._set_head(widths[-1] * (size // 2 ** stages) ** 2, hidden, out_dim)
 
 
-class ResidualImageDecoder(nn.Module):
+class ResidualImageDecoder(_ConvDecoder):
     """(N, input_dim) -> logits or (means, log_sigma), (N, C, S, S): a fully connected layer to
     the coarsest grid, then transposed stride-2 convolutions, a residual block before each but
     the last."""
@@ -121,7 +129,7 @@ class ResidualImageDecoder(nn.Module):
         stages = downsamplings(size)
         widths = stage_widths(width, stages)[::-1]             # coarsest first
         self.grid, self.side = widths[0], size // 2 ** stages
-        self.log_sigma = nn.Parameter(torch.tensor(-2.0)) if gaussian else None
+        self._set_noise(gaussian)
         self.fc = nn.Sequential(nn.Linear(input_dim, hidden), nn.SiLU(),
                                 nn.Linear(hidden, widths[0] * self.side ** 2))
         layers: list[nn.Module] = []
@@ -131,9 +139,3 @@ class ResidualImageDecoder(nn.Module):
                 layers.append(ResidualBlock(w))
             layers += [nn.SiLU(), nn.ConvTranspose2d(w, after, 4, 2, 1)]
         self.deconv = nn.Sequential(*layers)
-
-    def forward(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.deconv(self.fc(h).view(-1, self.grid, self.side, self.side))
-        if self.log_sigma is None:
-            return out
-        return torch.sigmoid(out), self.log_sigma
