@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .atomic import write_text_atomic
 from .columns import CachedColumn, Codec, candidates, choose_codec, widen  # noqa: F401 (re-exported)
 
 FORMAT = 1
@@ -219,9 +220,7 @@ def _add_fits(entry: Entry, fits: list[Any]) -> None:
     if not new:
         return
     meta = {**entry.meta, "fits": entry.meta.get("fits", []) + new}
-    staged = entry.path / f".{META}.{os.getpid()}"
-    staged.write_text(json.dumps(meta, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(staged, entry.path / META)
+    write_text_atomic(entry.path / META, json.dumps(meta, sort_keys=True, default=str))
 
 
 def remove_stale(root: Path, older_than_s: float = 6 * 3600) -> None:
