@@ -39,7 +39,6 @@ LATENT_ROWS = 1000
 #: the loss curves are redrawn at most this often (a drawing costs about half a second, a
 #: twentieth of the demo's training when every short epoch drew one)
 LOSSES_EVERY_SECONDS = 10.0
-_losses_drawn: dict[Path, float] = {}
 
 
 class PlotWarning(UserWarning):
@@ -81,11 +80,10 @@ def write_epoch_plots(report: EpochReport, heavy_every: int = HEAVY_EVERY) -> li
     except Exception:
         total = None
     heavy = is_heavy_epoch(report.epoch, total, heavy_every)
-    key = Path(report.run_dir).resolve()
-    if heavy or time.monotonic() - _losses_drawn.get(key, -LOSSES_EVERY_SECONDS) >= LOSSES_EVERY_SECONDS:
+    losses = folder / "losses.png"
+    if heavy or not losses.exists() or time.time() - losses.stat().st_mtime >= LOSSES_EVERY_SECONDS:
         attempt("losses", lambda: save_figure(loss_curves(read_history(report.run_dir) or [report.metrics]),
-                                              folder / "losses.png"))
-        _losses_drawn[key] = time.monotonic()
+                                              losses))
     if not heavy:
         return messages
     data = report.data.validation if len(report.data.validation) >= 100 else report.data.train
