@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polyvae.plugins.audio.modality import AudioModality
-from polyvae.plugins.audio.pitch import drop_outliers, yin
+from polyvae.plugins.audio.pitch import drop_outliers, harvest, yin
 from polyvae.plugins.audio.speech import fill_unvoiced, intonation, split
 
 SR = 16000
@@ -35,6 +35,38 @@ def test_yin_calls_silence_and_noise_unvoiced():
     noise = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, SR // 2).astype(np.float32))[None]
     assert not yin(silence, SR, 160)[1].any()
     assert yin(noise, SR, 160)[1].float().mean() < 0.1
+
+
+def test_harvest_follows_a_glide_and_leaves_silence_and_padding_unvoiced():
+    t = np.arange(SR) / SR
+    f0 = 120 + 80 * t                                          # 120 -> 200 Hz over a second
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    glide = (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
+    clip = np.concatenate([np.zeros(SR // 4, np.float32), glide])        # 0.25 s of silence first
+    track, voiced = harvest([clip, clip[:SR // 2]], SR, 160, frames=140, threads=2)
+    assert track.shape == voiced.shape == (2, 140)
+    centres = np.arange(140) * 160 / SR
+    inner = (centres > 0.35) & (centres < 1.15)
+    expected = 120 + 80 * (centres[inner] - 0.25)
+    assert bool(voiced[0, inner].all())
+    assert np.abs(track[0, inner].numpy() / expected - 1).max() < 0.02
+    assert not voiced[0, centres < 0.2].any()                              # the silence
+    assert not voiced[1, centres > 0.55].any()                             # past the shorter clip's end
+    torch.testing.assert_close(track[1, 40:45], track[0, 40:45])           # the same audio, the same pitch
+
+
+def test_a_speech_state_saved_before_the_pitch_tracker_option_loads_with_yin():
+    mod = AudioModality(n_mels=32, width=16, hidden=32)
+    mod.fit(speech_clips())
+    assert mod.opts.pitch_tracker == "harvest"                 # the default
+    state = mod.state()
+    del state["options"]["pitch_tracker"]
+    old = AudioModality(n_mels=32, width=16, hidden=32)
+    old.load_state(state)
+    assert old.opts.pitch_tracker == "yin"
+    fresh = AudioModality(n_mels=32, width=16, hidden=32)
+    fresh.load_state(mod.state())
+    assert fresh.opts.pitch_tracker == "harvest"
 
 
 def test_drop_outliers_removes_octave_jumps_and_isolated_frames():
@@ -80,7 +112,13 @@ def test_the_clip_length_is_fitted_and_frames_carry_pitch_voicing_and_extent():
     level = [float(f[v.bool()].mean()) for f, v in zip(f0, voiced)]
     assert np.argsort(level).tolist() == np.argsort([110, 140, 180, 220, 260, 120, 200, 240]).tolist()
     tone = intonation(f0, voiced, inside)
-    assert float(tone[voiced.bool()].abs().max()) < 1e-3     # a steady tone has no intonation
+    # a steady tone has no intonation: under a fifth of a semitone away from the clip's
+    # first and last two frames (where Harvest's window reaches past the clip)
+    interior = voiced.bool().clone()
+    for row, frames in zip(interior, inside.sum(-1).long().tolist()):
+        row[:2] = False
+        row[frames - 2:] = False
+    assert float((tone * 0.1)[interior].abs().max()) * 12 / math.log(2) < 0.2
 
 
 @pytest.fixture
@@ -126,7 +164,14 @@ def test_conversion_keeps_timing_voicing_and_intonation(fitted):
         _, f0, voiced, inside = split(out, 32)
         assert torch.equal(inside, x[:, 34]) and torch.equal(voiced, x[:, 33])
         _, _, v, m = split(x, 32)
-        torch.testing.assert_close(intonation(f0, voiced, inside), intonation(x[:, 32], v, m), atol=2e-3, rtol=0)
+        # the output's log-F0 is the source's contour at another level and range: an exact
+        # affine function of the source's intonation on every voiced frame
+        tone = intonation(x[:, 32], v, m)
+        for f, t, keep in zip(f0.detach(), tone, v.bool()):
+            design = torch.stack([torch.ones_like(t[keep]), t[keep]], 1).double()
+            fit = torch.linalg.lstsq(design, f[keep, None].double()).solution
+            assert float(fit[1]) > 0
+            torch.testing.assert_close((design @ fit)[:, 0].float(), f[keep], atol=1e-4, rtol=0)
     assert not torch.allclose(own[:, :32], moved[:, :32])        # the voice changed the spectrum
     waves = mod.waveforms(moved)
     lengths = [len(a.samples) for a in mod.to_values(moved)]

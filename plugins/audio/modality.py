@@ -43,6 +43,9 @@ MODELS = ("speech", "clip")
 #: real clips `evaluate` sends through Griffin-Lim and back for its playback-quality figure
 PLAYBACK_CLIPS = 32
 RENDERERS = ("griffin-lim", "excitation")
+PITCH_TRACKERS = ("harvest", "yin")
+#: the speech model's log-F0 mean and spread are fitted on at most this many training clips
+PITCH_FIT_CLIPS = 160
 #: what an option left unset (None) means, per model
 MODEL_DEFAULTS = {
     "speech": {"n_mels": 80, "private_dim": 16, "width": 96, "depth": 3},
@@ -99,6 +102,11 @@ class AudioOptions:
     #: magnitude) or "excitation" (the phase of a pulse train at the decoded pitch: the pitch
     #: contour exactly, a little less of the voice's texture)
     renderer: str = "griffin-lim"
+    #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
+    #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
+    #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
+    #: option load with it)
+    pitch_tracker: str = "harvest"
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -161,6 +169,8 @@ class AudioOptions:
              "content_dim and blocks must be positive and kernel a positive odd number")
         need(1 <= self.envelope_coefficients and 0 <= self.formant_warp < 1,
              "envelope_coefficients must be >= 1 and formant_warp in [0, 1)")
+        need(self.pitch_tracker in PITCH_TRACKERS,
+             f"pitch_tracker must be one of {', '.join(PITCH_TRACKERS)}, got {self.pitch_tracker!r}")
         need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
@@ -316,13 +326,17 @@ class AudioModality(SoundModality):
             self.normalizer = Normalizer.fit(batches, per_bin=per_bin)
             return
         mels, f0s = [], []
+        # the pitch statistics (a mean and a spread) from up to PITCH_FIT_CLIPS clips spread over the set
+        tracked = set(np.linspace(0, len(raws) - 1, min(len(raws), PITCH_FIT_CLIPS)).round().astype(int).tolist())
         for i in range(0, len(raws), 64):
             waves, lengths = self._waves(raws[i:i + 64])
             inside = self._inside(lengths)
             log_mel = self.features.log_mel(waves)
             mels.append(log_mel.transpose(1, 2)[inside])                       # (frames inside, n_mels)
-            log_f0, voiced = pitch_track(waves, self.opts.sample_rate, self.opts.hop_length, inside.shape[1])
-            f0s.append(log_f0[voiced & inside])
+            rows = [k for k in range(len(waves)) if i + k in tracked]
+            if rows:
+                log_f0, voiced = self._pitch(waves[rows], lengths[rows], inside.shape[1])
+                f0s.append(log_f0[voiced & inside[rows]])
         frames = torch.cat(mels)
         self.normalizer = Normalizer.fit([frames.T[None]], per_bin=per_bin)
         voiced_f0 = torch.cat(f0s)
@@ -336,12 +350,17 @@ class AudioModality(SoundModality):
         if not self.speech:
             return spec
         inside = self._inside(lengths)
-        log_f0, voiced = pitch_track(waves, self.opts.sample_rate, self.opts.hop_length, inside.shape[1])
+        log_f0, voiced = self._pitch(waves, lengths, inside.shape[1])
         voiced = voiced & inside
         s = self.pitch_stats
         f0 = torch.where(voiced.any(-1, keepdim=True), (log_f0 - s.mean) / s.std, torch.zeros_like(log_f0))
         m = inside.float()
         return torch.cat([spec * m[:, None], (f0 * m)[:, None], voiced.float()[:, None], m[:, None]], 1)
+
+    def _pitch(self, waves: torch.Tensor, lengths: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """log-F0 and voiced mask ``(N, frames)`` of padded clips by the run's tracker."""
+        return pitch_track(waves, self.opts.sample_rate, self.opts.hop_length, frames, self.opts.pitch_tracker,
+                           lengths)
 
     def features_of(self, waves: torch.Tensor) -> torch.Tensor:
         """Waveforms ``(N, samples)`` (any device) -> normalised log-mel on the same device."""
@@ -378,7 +397,8 @@ class AudioModality(SoundModality):
         if not state:
             return
         if "options" in state:
-            self._configure(AudioOptions.from_dict({**dataclasses.asdict(self.opts), **state["options"]}))
+            saved = {"pitch_tracker": "yin", **state["options"]}       # saved before the option: YIN
+            self._configure(AudioOptions.from_dict({**dataclasses.asdict(self.opts), **saved}))
         self.normalizer = Normalizer.from_json(state["normalization"])
         if "pitch" in state:
             self.pitch_stats = PitchStats.from_json(state["pitch"])
@@ -490,7 +510,7 @@ class AudioModality(SoundModality):
         if self.speech and self.opts.renderer == "excitation":
             hz = (f0 * self.pitch_stats.std + self.pitch_stats.mean).clamp(-5.0, 9.0).exp()
             linear = self.features.mel_to_linear(log_mel.exp())
-            wave = self.features.excitation_phase(linear, hz, (voiced > 0.5) & (inside > 0.5))
+            wave = self.features.excitation(linear, hz, (voiced > 0.5) & (inside > 0.5))
         else:
             wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:

@@ -8,11 +8,17 @@ A frame is voiced when that dip is under ``voicing`` and the frame is not near-s
 under the clip's loudest frames). Batched over clips and frames, so a thousand clips take a
 second on a CPU; the F0 contour conditions the speech decoder, which is forgiving of small
 errors (octave errors are what the voicing test and the median smoothing keep rare).
+
+:func:`harvest` is the other tracker (the speech model's default): WORLD's Harvest, slower but
+with the voicing and fast movements that independent trackers agree with.
 """
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -101,3 +107,47 @@ def median_smooth(f0: torch.Tensor, voiced: torch.Tensor, size: int = 5) -> torc
     windows = values.unfold(-1, size, 1)
     smoothed = torch.nanmedian(windows, dim=-1).values
     return torch.where(voiced, smoothed, f0)
+
+
+#: F0 search range of the trackers (Hz): low male speech to a soprano's upper register
+F0_FLOOR, F0_CEIL = 60.0, 800.0
+#: frames this far under the clip's loudest (95th percentile) are never voiced (dB)
+SILENCE_DB = 40.0
+
+
+def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
+            threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """F0 in Hz ``(N, frames)`` (0 where unvoiced) and the voiced mask of clips of any length,
+    by WORLD's Harvest (Morise 2017, the ``pyworld`` package), frame ``t`` at sample ``t * hop``.
+
+    Harvest finds voiced frames that YIN's threshold misses (onsets, creak, breathy ends) and
+    follows fast pitch movement there: F0 contours that other trackers agree with. It costs
+    about 0.2 s per second of audio, so clips are tracked in threads (pyworld releases the GIL).
+    """
+    import pyworld
+
+    period_ms = 1000.0 * hop / sample_rate
+
+    def track(wave: np.ndarray) -> np.ndarray:
+        wave = np.asarray(wave, dtype=np.float64)
+        out = np.zeros(frames, dtype=np.float64)
+        if len(wave) < 2 * hop or not np.any(wave):
+            return out
+        f0, _ = pyworld.harvest(wave, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=period_ms)
+        k = min(frames, len(f0))
+        out[:k] = f0[:k]
+        # near-silent frames are not voiced, whatever periodicity Harvest finds in the noise floor
+        padded = np.pad(wave, (hop, hop))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * hop)[::hop][:k]
+        level = 10 * np.log10(np.mean(windows ** 2, axis=-1) + 1e-12)
+        out[:k][level < np.quantile(level, 0.95) - SILENCE_DB] = 0.0
+        return out
+
+    workers = max(1, min(len(waves), threads or os.cpu_count() or 1))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            tracks = list(pool.map(track, waves))
+    else:
+        tracks = [track(w) for w in waves]
+    f0 = torch.from_numpy(np.stack(tracks)).float() if tracks else torch.zeros(0, frames)
+    return f0, f0 > 0

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 
 
@@ -153,13 +154,15 @@ class MelFeatures:
         return torch.stft(wave, c.n_fft, c.hop_length, window=window, center=True,
                           pad_mode="reflect", return_complex=True).transpose(1, 2)
 
-    def excitation_phase(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor,
-                         seed: int = 0) -> torch.Tensor:
-        """Waveforms ``(N, num_samples)`` with the magnitude ``linear`` ``(N, n_freqs, frames)``
-        and the phase of a source at the frame-wise pitch ``f0_hz`` ``(N, frames)``: a
-        band-limited pulse train on ``voiced`` frames, noise on the others. No Griffin-Lim
-        iteration, so the pitch of the sound is the contour's, exactly (Griffin-Lim smears
-        harmonics until pitch trackers lose them)."""
+    def excitation(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor,
+                   seed: int = 0) -> torch.Tensor:
+        """Waveforms ``(N, num_samples)`` of a source-filter synthesis: a source at the frame-wise
+        pitch ``f0_hz`` ``(N, frames)`` (a band-limited pulse train on ``voiced`` frames, noise
+        on the others), its spectrum whitened by its own power smoothed over ~600 Hz (so its
+        harmonic comb stays and its level is one), times the magnitude ``linear``
+        ``(N, n_freqs, frames)``. No Griffin-Lim iteration: the harmonics are the source's, so
+        the pitch of the sound is the contour's (Griffin-Lim smears harmonics until pitch
+        trackers lose them), and the magnitude shapes their levels."""
         c = self.config
         window, _, _ = self._tables(linear.device)
         n, frames = f0_hz.shape
@@ -173,20 +176,21 @@ class MelFeatures:
         per_sample = f0[:, left] * (1 - frac) + f0[:, right] * frac
         is_voiced = (voiced.float()[:, left] * (1 - frac) + voiced.float()[:, right] * frac) > 0.5
         per_sample = torch.where(is_voiced, per_sample.clamp_min(40.0), torch.full_like(per_sample, 100.0))
-        phase = 2 * math.pi * torch.cumsum(per_sample / c.sample_rate, dim=-1)
-        top = max(1, int(c.sample_rate / 2 / 40.0))
+        phase = 2 * math.pi * torch.cumsum(per_sample.double() / c.sample_rate, dim=-1).remainder(1.0).float()
         pulses = torch.zeros_like(phase)
-        for k in range(1, min(top, 80) + 1):          # harmonics under Nyquist only
+        for k in range(1, min(int(c.sample_rate / 2 / 40.0), 80) + 1):          # harmonics under Nyquist only
             pulses = pulses + torch.where(k * per_sample < c.sample_rate / 2, torch.cos(k * phase),
                                           torch.zeros_like(phase))
         generator = torch.Generator(device="cpu").manual_seed(seed)
         noise = torch.randn(n, samples, generator=generator).to(linear.device)
-        source = torch.where(is_voiced, pulses, noise)
-        spectrum = torch.view_as_real(self._stft(source, window))                       # (N, T, F, 2)
-        real, imag = spectrum.unbind(-1)
-        unit = spectrum / torch.hypot(real, imag).add(1e-12).unsqueeze(-1)
-        magnitude = linear.float().transpose(1, 2)[:, :unit.shape[1]]                    # (N, T, F)
-        return self._istft(unit * magnitude.unsqueeze(-1), window)[..., :c.num_samples]
+        source = self._stft(torch.where(is_voiced, pulses, noise), window)                  # (N, T, F)
+        power = source.abs().pow(2)
+        width = max(3, int(round(600.0 * c.n_fft / c.sample_rate)) | 1)
+        smooth = F.avg_pool1d(power.reshape(-1, 1, power.shape[-1]), width, 1, width // 2,
+                              count_include_pad=False).reshape(power.shape)
+        magnitude = linear.float().transpose(1, 2)[:, :source.shape[1]]                    # (N, T, F)
+        shaped = source[:, :magnitude.shape[1]] * (magnitude / smooth[:, :magnitude.shape[1]].clamp_min(1e-12).sqrt())
+        return self._istft(torch.view_as_real(shaped), window)[..., :c.num_samples]
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""

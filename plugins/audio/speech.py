@@ -39,7 +39,7 @@ from torch import nn
 
 from polyvae.core.experts import gaussian_log_density
 
-from .pitch import yin
+from .pitch import harvest, yin
 from .speech_networks import ClipExpert, ClipHead, ContentNet, FrameDecoder, PitchHead, VoiceNet, masked_stats
 
 #: log-scale bounds of the spectrum's Gaussian (normalised units), as the clip model's
@@ -245,14 +245,20 @@ class PitchStats:
 PITCH_FRAMES_PER_CHUNK = 4096
 
 
-def pitch_track(waves: torch.Tensor, sample_rate: int, hop: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pitch_track(waves: torch.Tensor, sample_rate: int, hop: int, frames: int, tracker: str = "yin",
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """log-F0 (natural log of Hz, carried through unvoiced frames by linear interpolation) and
-    the voiced mask, ``(N, frames)`` each. Clips are tracked a chunk at a time, so memory does
-    not grow with the number or length of the clips."""
-    step = max(1, PITCH_FRAMES_PER_CHUNK // max(1, frames))
-    parts = [yin(waves[i:i + step], sample_rate, hop, frames=frames) for i in range(0, waves.shape[0], step)]
-    f0 = torch.cat([p[0] for p in parts]) if parts else waves.new_zeros(0, frames)
-    voiced = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, frames, dtype=torch.bool)
+    the voiced mask, ``(N, frames)`` each, by ``tracker`` ("yin" or "harvest"; Harvest reads
+    each clip up to its own length in ``lengths``). YIN tracks a chunk of clips at a time, so
+    memory does not grow with the number or length of the clips."""
+    if tracker == "harvest":
+        ends = lengths.tolist() if lengths is not None else [waves.shape[1]] * waves.shape[0]
+        f0, voiced = harvest([w[:int(e)].numpy() for w, e in zip(waves.cpu(), ends)], sample_rate, hop, frames)
+    else:
+        step = max(1, PITCH_FRAMES_PER_CHUNK // max(1, frames))
+        parts = [yin(waves[i:i + step], sample_rate, hop, frames=frames) for i in range(0, waves.shape[0], step)]
+        f0 = torch.cat([p[0] for p in parts]) if parts else waves.new_zeros(0, frames)
+        voiced = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, frames, dtype=torch.bool)
     log_f0 = torch.where(voiced, f0.clamp_min(1.0).log(), torch.zeros_like(f0))
     return fill_unvoiced(log_f0, voiced), voiced
 
