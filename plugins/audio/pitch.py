@@ -109,8 +109,8 @@ def median_smooth(f0: torch.Tensor, voiced: torch.Tensor, size: int = 5) -> torc
     return torch.where(voiced, smoothed, f0)
 
 
-#: F0 search range of the trackers (Hz): low male speech to a soprano's upper register
-F0_FLOOR, F0_CEIL = 60.0, 800.0
+#: F0 search range of Harvest (Hz): low male speech to a soprano's high C and above
+F0_FLOOR, F0_CEIL = 60.0, 1100.0
 #: frames this far under the clip's loudest (95th percentile) are never voiced (dB)
 SILENCE_DB = 40.0
 

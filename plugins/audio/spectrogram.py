@@ -160,7 +160,7 @@ class MelFeatures:
         pitch ``f0_hz`` ``(N, frames)`` (a band-limited pulse train on ``voiced`` frames, noise
         on the others), its spectrum whitened by its own power smoothed over ~600 Hz (so its
         harmonic comb stays and its level is one), times the magnitude ``linear``
-        ``(N, n_freqs, frames)``. No Griffin-Lim iteration: the harmonics are the source's, so
+        ``(N, n_freqs, frames)``, each frame at the magnitude's energy. No Griffin-Lim iteration: the harmonics are the source's, so
         the pitch of the sound is the contour's (Griffin-Lim smears harmonics until pitch
         trackers lose them), and the magnitude shapes their levels."""
         c = self.config
@@ -190,6 +190,10 @@ class MelFeatures:
                               count_include_pad=False).reshape(power.shape)
         magnitude = linear.float().transpose(1, 2)[:, :source.shape[1]]                    # (N, T, F)
         shaped = source[:, :magnitude.shape[1]] * (magnitude / smooth[:, :magnitude.shape[1]].clamp_min(1e-12).sqrt())
+        # where the comb meets the magnitude's own harmonic peaks their product runs hot: each
+        # frame is brought back to the magnitude's energy
+        energy = magnitude.pow(2).sum(-1, keepdim=True)
+        shaped = shaped * (energy / shaped.abs().pow(2).sum(-1, keepdim=True).clamp_min(1e-20)).sqrt()
         return self._istft(torch.view_as_real(shaped), window)[..., :c.num_samples]
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
