@@ -32,7 +32,7 @@ from .atomic import remove_stale_temporaries, write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, RunData
 from .dataset import Progress, TensorData, _no_progress, load_tensors, split_indices
-from .device import (Distributed, any_rank, average_parameters, barrier, check_compile_possible,
+from .device import (Distributed, any_rank, average_parameters, barrier, bf16_native, check_compile_possible,
                      dump_rank_state, gather_sums, init_distributed, resolve_device,
                      shutdown_distributed)
 from .errors import DataWarning, TrainingDiverged, UsageError
@@ -161,7 +161,7 @@ def epoch_order(n: int, seed: int, epoch: int, ctx: Distributed) -> torch.Tensor
 
 def _autocast(config: RunConfig, device: torch.device):
     mode = config.train.autocast
-    if mode == "bf16" or (mode == "auto" and device.type == "cuda"):
+    if mode == "bf16" or (mode == "auto" and bf16_native(device)):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -35,7 +35,8 @@ MODELS = ["mvae", "vae", "ae", "sparse-ae", "denoising-ae", "conv-ae", "linear-a
 @click.option("--on-bad-input", type=click.Choice(["fail", "skip"]), default=None,
               help="Stop before training at the first bad row (default), or skip bad rows and count them.")
 @click.option("--autocast", type=click.Choice(["off", "bf16", "auto"]), default=None,
-              help="bf16 mixed precision: auto = on CUDA only. [default: off]")
+              help="bf16 mixed precision: auto = where the hardware computes bf16 natively (CUDA; "
+                   "CPUs with AVX512-BF16 or AMX), off elsewhere. [default: auto]")
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="torch.compile the training step: a slower start (30-90 s on 2 cores), then "
                    "faster steps where small operations dominate (MLP networks: 1.25x with "
