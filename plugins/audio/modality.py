@@ -98,10 +98,11 @@ class AudioOptions:
     #: envelope, without the harmonics), warped in training by up to 1 +- formant_warp
     envelope_coefficients: int = 24
     formant_warp: float = 0.2
-    #: speech model: how frames become sound: "excitation" (a source-filter synthesis: a pulse
-    #: train at the decoded pitch shaped by the decoded magnitude, so the pitch contour is kept
-    #: exactly) or "griffin-lim" (phase recovered from the magnitude, which smears the pitch)
-    renderer: str = "excitation"
+    #: speech model: how frames become sound: "griffin-lim" (phase recovered from the
+    #: magnitude: the voice the ear recognises best) or "excitation" (a source-filter
+    #: synthesis: a pulse train at the decoded pitch shaped by the decoded magnitude, so the
+    #: pitch contour is kept exactly, a little less of the voice)
+    renderer: str = "griffin-lim"
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
     #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
