@@ -14,8 +14,10 @@ with the voicing and fast movements that independent trackers agree with.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -113,6 +115,10 @@ def median_smooth(f0: torch.Tensor, voiced: torch.Tensor, size: int = 5) -> torc
 F0_FLOOR, F0_CEIL = 60.0, 1100.0
 #: frames this far under the clip's loudest (95th percentile) are never voiced (dB)
 SILENCE_DB = 40.0
+#: Harvest's contours of the last clips tracked in this process, by their samples' hash
+HARVEST_MEMO_CLIPS = 4096
+_HARVESTED: dict[tuple, np.ndarray] = {}
+_MEMO_LOCK = threading.Lock()
 
 
 def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
@@ -130,6 +136,10 @@ def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
 
     def track(wave: np.ndarray) -> np.ndarray:
         wave = np.asarray(wave, dtype=np.float64)
+        key = (hashlib.blake2b(wave.tobytes(), digest_size=16).digest(), sample_rate, hop, frames)
+        with _MEMO_LOCK:                           # fit() then preprocess() track the same clips
+            if key in _HARVESTED:
+                return _HARVESTED[key]
         out = np.zeros(frames, dtype=np.float64)
         if len(wave) < 2 * hop or not np.any(wave):
             return out
@@ -141,6 +151,10 @@ def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
         windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * hop)[::hop][:k]
         level = 10 * np.log10(np.mean(windows ** 2, axis=-1) + 1e-12)
         out[:k][level < np.quantile(level, 0.95) - SILENCE_DB] = 0.0
+        with _MEMO_LOCK:
+            if len(_HARVESTED) >= HARVEST_MEMO_CLIPS:
+                _HARVESTED.pop(next(iter(_HARVESTED)))
+            _HARVESTED[key] = out
         return out
 
     workers = max(1, min(len(waves), threads or os.cpu_count() or 1))
