@@ -7,6 +7,7 @@ same code runs as a world of one and none of the collectives below do anything.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -41,8 +42,12 @@ def bf16_native(device: torch.device) -> bool:
     read). Elsewhere bf16 is emulated and slower than float32."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX in /proc/cpuinfo's flags, read once per process (training asks every step)."""
     try:
         with open("/proc/cpuinfo") as fh:
             flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
