@@ -24,6 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: frames this far under the clip's loudest (95th percentile) are never voiced, by either tracker (dB)
+SILENCE_DB = 40.0
+
 
 def yin(wave: torch.Tensor, sample_rate: int, hop: int, fmin: float = 60.0, fmax: float = 800.0,
         threshold: float = 0.15, voicing: float = 0.45, frames: int | None = None
@@ -76,7 +79,7 @@ def yin(wave: torch.Tensor, sample_rate: int, hop: int, fmin: float = 60.0, fmax
     f0 = sample_rate / period.clamp_min(1.0)
     level = 10 * torch.log10(windows.pow(2).mean(-1) + 1e-12)
     loud = torch.quantile(level, 0.95, dim=-1, keepdim=True)
-    voiced = (mid < voicing) & (level > loud - 40.0) & (f0 >= fmin) & (f0 <= fmax)
+    voiced = (mid < voicing) & (level > loud - SILENCE_DB) & (f0 >= fmin) & (f0 <= fmax)
     voiced = drop_outliers(f0, voiced)
     f0 = median_smooth(torch.where(voiced, f0, torch.zeros_like(f0)), voiced)
     return torch.where(voiced, f0, torch.zeros_like(f0)), voiced
@@ -113,8 +116,6 @@ def median_smooth(f0: torch.Tensor, voiced: torch.Tensor, size: int = 5) -> torc
 
 #: F0 search range of Harvest (Hz): low male speech to a soprano's high C and above
 F0_FLOOR, F0_CEIL = 60.0, 1100.0
-#: frames this far under the clip's loudest (95th percentile) are never voiced (dB)
-SILENCE_DB = 40.0
 #: Harvest's contours of the last clips tracked in this process, by their samples' hash
 HARVEST_MEMO_CLIPS = 4096
 _HARVESTED: dict[tuple, np.ndarray] = {}

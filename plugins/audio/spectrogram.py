@@ -160,9 +160,10 @@ class MelFeatures:
         pitch ``f0_hz`` ``(N, frames)`` (a band-limited pulse train on ``voiced`` frames, noise
         on the others), its spectrum whitened by its own power smoothed over ~600 Hz (so its
         harmonic comb stays and its level is one), times the magnitude ``linear``
-        ``(N, n_freqs, frames)``, each frame at the magnitude's energy. No Griffin-Lim iteration: the harmonics are the source's, so
-        the pitch of the sound is the contour's (Griffin-Lim smears harmonics until pitch
-        trackers lose them), and the magnitude shapes their levels."""
+        ``(N, n_freqs, frames)``, each frame at the magnitude's energy. No Griffin-Lim
+        iteration: the harmonics are the source's, so the pitch of the sound is the contour's
+        (Griffin-Lim smears harmonics until pitch trackers lose them), and the magnitude shapes
+        their levels."""
         c = self.config
         window, _, _ = self._tables(linear.device)
         n, frames = f0_hz.shape
