@@ -239,25 +239,53 @@ def test_pitch_track_in_chunks_equals_all_at_once(monkeypatch):
 
 
 def test_spectral_profile_is_set_exactly_on_the_frames_inside_the_clips(fitted):
-    """with_profile moves the long-term average spectrum of clips taken together to the one
-    asked for, by one offset per mel bin on the frames inside them; pitch, voicing, extent and
-    the padding after each clip stay as they were."""
+    """with_profile moves the per-bin mean and spread of clips taken together to the ones asked
+    for, on the frames inside them; pitch, voicing, extent and the padding after each clip stay
+    as they were."""
     mod, x, _, _ = fitted
     low, high = x[:4], x[4:]
     target = mod.spectral_profile(high)
-    assert target.shape == (32,)
+    assert target.shape == (64,)
     moved = mod.with_profile(low, target)
-    assert torch.allclose(mod.spectral_profile(moved), target, atol=1e-5)
-    assert torch.equal(moved[:, 32:], low[:, 32:])
     spec, _, _, inside = split(low, 32)
+    ratio = target[32:] / mod.spectral_profile(low)[32:]
+    if bool(((ratio > 0.5) & (ratio < 2.0)).all()):        # within the bounds: both set exactly
+        assert torch.allclose(mod.spectral_profile(moved), target, atol=1e-4)
+    else:
+        assert torch.allclose(mod.spectral_profile(moved)[:32], target[:32], atol=1e-4)
+    assert torch.equal(moved[:, 32:], low[:, 32:])
     moved_spec = moved[:, :32]
     assert torch.equal(moved_spec.transpose(1, 2)[inside < 0.5], spec.transpose(1, 2)[inside < 0.5])
-    # one offset per bin: frame-to-frame differences (what is said) are untouched
-    step = (moved_spec - spec).transpose(1, 2)[inside > 0.5]
-    assert torch.allclose(step, step[:1].expand_as(step), atol=1e-5)
-    # by hand: the mean over every inside frame of the four clips
+    # by hand: the mean and (population) spread over every inside frame of the four clips
     frames = spec.transpose(1, 2)[inside > 0.5]
-    assert torch.allclose(mod.spectral_profile(low), frames.mean(0), atol=1e-6)
+    profile = mod.spectral_profile(low)
+    assert torch.allclose(profile[:32], frames.mean(0), atol=1e-6)
+    assert torch.allclose(profile[32:], frames.std(0, unbiased=False), atol=1e-5)
+
+
+def test_with_profile_scales_deviations_by_the_bounded_spread_ratio(fitted):
+    """Worked numbers: each bin's deviations from its mean are scaled by target spread / own
+    spread, at most 2 and at least 1/2, then the mean is set; a mean-only profile (n_mels
+    values, tables saved before spreads) moves the mean by one offset per bin."""
+    mod, x, _, _ = fitted
+    clips = x[:4]
+    own = mod.spectral_profile(clips)
+    mean, spread = own[:32], own[32:]
+    wanted = torch.cat([mean + 1.0, spread * 1.5])
+    wanted[32] = spread[0] * 10.0                               # bin 0 asks for 10x: bounded to 2x
+    wanted[33] = spread[1] * 0.1                                # bin 1 asks for 0.1x: bounded to 1/2
+    moved = mod.with_profile(clips, wanted)
+    spec, _, _, inside = split(clips, 32)
+    frames = spec.transpose(1, 2)[inside > 0.5]
+    out = moved[:, :32].transpose(1, 2)[inside > 0.5]
+    factor = torch.full((32,), 1.5)
+    factor[0], factor[1] = 2.0, 0.5
+    expected = (frames - mean) * factor + mean + 1.0
+    assert torch.allclose(out, expected, atol=1e-4)
+    # the old, mean-only profile: one offset per bin, frame-to-frame differences untouched
+    shifted = mod.with_profile(clips, mean + 0.25)
+    step = (shifted[:, :32] - clips[:, :32]).transpose(1, 2)[inside > 0.5]
+    assert torch.allclose(step, torch.full_like(step, 0.25), atol=1e-5)
 
 
 def test_the_clip_model_has_no_spectral_profile():

@@ -58,7 +58,7 @@ def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_ru
         expected = w[torch.as_tensor(speakers == name)].mean(0)
         torch.testing.assert_close(entry.embedding, expected, rtol=1e-5, atol=1e-6)
         assert entry.features is not None and entry.features.median_pitch_hz > 60
-        # the speech model's spectral profile: the mean log-mel of the singer's clips
+        # the speech model's spectral profile: the mean and spread of the log-mel of the singer's clips
         clips = train_rows.data["audio"][torch.as_tensor(speakers == name)]
         torch.testing.assert_close(entry.profile, run.modalities["audio"].spectral_profile(clips))
 

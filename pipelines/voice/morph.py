@@ -4,9 +4,9 @@ Every clip-long window of the recording is encoded twice: the shared latent z (c
 from the audio alone) and the voice latent w. The voice moves along the straight line to
 the singer's embedding, ``w' = w + amount (e - w)``, z stays, and the decoded windows are
 put back where they were in the recording (quiet windows stay silent). Where the modality has
-a spectral profile (the speech model's long-term average spectrum), the output's is set to
-``own + amount (singer's - own)`` too: the decoder alone renders a voice latent's timbre only
-part of the way.
+a spectral profile (the speech model's long-term average spectrum and each bin's spread), the
+output's is set to ``own + amount (singer's - own)`` too: the decoder alone renders a voice
+latent's timbre only part of the way, and its frames vary less than real ones.
 """
 from __future__ import annotations
 

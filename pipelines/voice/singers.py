@@ -34,8 +34,9 @@ from .features import VoiceFeatures
 
 SINGERS_FILE = "singers.json"
 #: 2: with the calibration of distances (percentiles, same-voice threshold); 3: with each
-#: singer's spectral profile (older tables are rebuilt on first use)
-FORMAT = 3
+#: singer's spectral profile; 4: the profile with each bin's spread beside its mean (older
+#: tables are rebuilt on first use)
+FORMAT = 4
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8
 #: clips per singer (evenly spread) whose frames make the singer's spectral profile
@@ -49,7 +50,7 @@ class SingerEntry:
     embedding: torch.Tensor                   # (P,)
     clips: int
     features: VoiceFeatures | None = None
-    #: long-term average spectrum of the singer's clips (SoundModality.spectral_profile), or None
+    #: long-term average spectrum of the singer's clips and its spread (SoundModality.spectral_profile), or None
     profile: torch.Tensor | None = None
 
 
