@@ -176,6 +176,13 @@ class Modality(abc.ABC):
         private latent in ``h`` sets the voice) uses ``x``; default: :meth:`generate`."""
         return self.generate(decoder, h)
 
+    def frame_codes(self, decoder: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+        """What is said in every frame of examples ``x`` ``(N, *shape)`` as ``decoder`` reads it,
+        ``(N, T, K)``: for a modality whose decoder keeps a code per frame (speech: the content
+        code, with the speaker normalised away), the key a conversion matches frames by
+        (:class:`~polyvae.core.sound.FrameBank`). Default: None (no frame codes)."""
+        return None
+
     # ---- files --------------------------------------------------------------------------
     @abc.abstractmethod
     def render(self, x: torch.Tensor, path: Path) -> None:

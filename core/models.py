@@ -13,6 +13,9 @@ below, and what a model can do beyond encoding is *declared* in :attr:`capabilit
 ``reconstruct(batch, private)``
     each present modality rebuilt from the row, optionally with another private latent
     (voice conversion: the source's timing and content, the target's voice);
+``frame_codes(modality, x)``
+    what is said in every frame of a modality's examples, as its decoder reads it (speech:
+    the content code), None for a model or modality without; conversion matches frames by it;
 ``generate(given, targets, ...)``
     targets from whatever the batch holds (:data:`CROSS_MODAL`: another modality; with
     :data:`PRIOR`: from nothing);
@@ -191,6 +194,12 @@ class AutoencoderModel(nn.Module):
         ``(B, P)`` replaces that modality's own private latent (a voice converted to another
         singer's, what is said kept)."""
         raise NotImplementedError
+
+    def frame_codes(self, modality: str, x: torch.Tensor) -> torch.Tensor | None:
+        """What is said in every frame of ``modality``'s examples ``x`` ``(N, *shape)``,
+        ``(N, T, K)``, as the model's decoder of that modality reads it
+        (:meth:`~polyvae.core.modality.Modality.frame_codes`). Default: None."""
+        return None
 
     def generate(self, given: Batch, targets: list[str], generator: torch.Generator | None = None,
                  sample: bool = True, private: dict[str, torch.Tensor] | None = None

@@ -114,6 +114,9 @@ class MultimodalVAE(AutoencoderModel):
             return self.modalities[m].generate(self.decoders[m], inputs)
         return self.modalities[m].reconstruct(self.decoders[m], inputs, x)
 
+    def frame_codes(self, modality: str, x: torch.Tensor) -> torch.Tensor | None:
+        return self.modalities[modality].frame_codes(self.decoders[modality], x)
+
     def decode(self, z: torch.Tensor, targets: list[str],
                private: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         h = self.trunk(z)

@@ -8,6 +8,10 @@ of a modality beyond :class:`~polyvae.core.modality.Modality`: its sample rate, 
 recordings read at that rate, and decoded examples turned back into waveforms. A plugin
 whose modality is sound subclasses it; the pipelines ask ``isinstance(mod, SoundModality)``
 and never look inside the plugin.
+
+:class:`FrameBank` is one voice's frames, each keyed by a code of what is said in it: the
+matching set of kNN-VC (Baas et al. 2023). Conversion moves every frame of a source toward
+the average of the target's frames that say the same thing (nearest in code).
 """
 from __future__ import annotations
 
@@ -67,6 +71,56 @@ class Audio:
         return f"Audio({self.duration:.2f} s at {self.sample_rate} Hz)"
 
 
+#: query frames searched at once (their distances to every bank frame are held together)
+QUERY_CHUNK = 2048
+
+
+@dataclass
+class FrameBank:
+    """One voice's frames: ``frames`` ``(M, F)`` in the modality's spectral units, each with
+    ``keys`` ``(M, K)``, what the model reads as said in that frame (a code with the speaker
+    normalised away, :meth:`~polyvae.core.models.AutoencoderModel.frame_codes`)."""
+
+    keys: torch.Tensor
+    frames: torch.Tensor
+
+    def __post_init__(self):
+        if self.keys.ndim != 2 or self.frames.ndim != 2 or self.keys.shape[0] != self.frames.shape[0]:
+            raise ValueError(f"a frame bank needs keys (M, K) and frames (M, F), got {tuple(self.keys.shape)} "
+                             f"and {tuple(self.frames.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    @classmethod
+    def of(cls, codes: torch.Tensor, frames: torch.Tensor, inside: torch.Tensor, limit: int = 0) -> "FrameBank":
+        """The bank of clips: ``codes`` ``(N, T, K)``, ``frames`` ``(N, T, F)``, only where
+        ``inside`` ``(N, T)``; at most ``limit`` frames (evenly spread; 0: all)."""
+        keep = inside > 0.5
+        keys, values = codes[keep].float(), frames[keep].float()
+        if limit and keys.shape[0] > limit:
+            pick = torch.linspace(0, keys.shape[0] - 1, limit, device=keys.device).round().long()
+            keys, values = keys[pick], values[pick]
+        return cls(keys.cpu(), values.cpu())
+
+    def compact(self) -> "FrameBank":
+        """The same bank in float16 (half the size on disk)."""
+        return FrameBank(self.keys.half(), self.frames.half())
+
+    def nearest(self, codes: torch.Tensor, k: int = 4) -> torch.Tensor:
+        """For every query code ``(..., K)``, the mean of the ``k`` bank frames whose keys are
+        nearest (Euclidean) -> ``(..., F)``, on the device of ``codes``."""
+        shape = codes.shape[:-1]
+        queries = codes.reshape(-1, codes.shape[-1]).float()
+        keys = self.keys.to(queries.device, torch.float32)
+        frames = self.frames.to(queries.device, torch.float32)
+        k = max(1, min(k, len(self)))
+        out = [frames[torch.cdist(part, keys).topk(k, largest=False).indices].mean(1)
+               for part in queries.split(QUERY_CHUNK)]
+        flat = torch.cat(out) if out else queries.new_zeros(0, frames.shape[1])
+        return flat.view(*shape, frames.shape[1])
+
+
 class SoundModality(Modality):
     """A modality whose examples are sounds (the built-in ``audio``)."""
 
@@ -109,6 +163,19 @@ class SoundModality(Modality):
         """Examples ``x`` ``(N, *shape)`` (taken together, as one recording) with their
         long-term average spectrum set to ``profile`` (from :meth:`spectral_profile`), what is
         said and its timing untouched. Default: ``x`` unchanged."""
+        return x
+
+    def spectral_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The spectrum of examples ``x`` ``(N, *shape)`` frame by frame, ``(N, T, F)`` in the
+        modality's own spectral units, and which frames are inside the clips ``(N, T)``; what a
+        :class:`FrameBank` holds and conversion moves. Default: None (no frames: nothing is
+        moved frame by frame)."""
+        return None
+
+    def with_spectral_frames(self, x: torch.Tensor, frames: torch.Tensor, share: float) -> torch.Tensor:
+        """Examples ``x`` ``(N, *shape)`` with the spectrum of every frame inside the clips moved
+        ``share`` of the way toward ``frames`` ``(N, T, F)`` (as :meth:`spectral_frames` gives);
+        pitch, voicing and timing untouched. Default: ``x`` unchanged."""
         return x
 
     def to_values(self, xs: torch.Tensor) -> list[Audio]:

@@ -4,7 +4,9 @@ A and B are singer names of the run (their embeddings) or audio files (the mean 
 latent of the recording). The content — the shared latent z — comes from ``--content
 MOD=VALUE`` (``text=seven``, ``audio=clip.wav``, ``image=digit.png``), else from A's (or
 B's) recording when one is a file, else the prior mean. Paths are linear or spherical
-(:func:`voice_path`); where the modality has spectral profiles, each step's is set to
+(:func:`voice_path`); where the model keeps frame codes and the content is a recording, each
+step's frames move part of the way toward ``(1 - alpha) A's + alpha B's`` nearest frames
+(:mod:`.frames`), and where the modality has spectral profiles, each step's is set to
 ``(1 - alpha) A's + alpha B's``. Every step decodes z with the
 voice latent at that point of the path and is written as ``step_KK.wav``; each written
 file is then read back and re-encoded, and its voice distance to A and to B goes into
@@ -23,10 +25,13 @@ import torch
 from polyvae.core.atomic import write_text_atomic
 from polyvae.core.errors import UsageError
 from polyvae.core.run import LoadedRun
+from polyvae.core.sound import FrameBank
 from polyvae.pipelines.generation import given_batch
 from polyvae.pipelines.interpolation import alphas, path_between
 
 from .encoding import convert, decode_audio, read_recording, reencode_files, render
+from .frames import bank_of, frame_codes, nearest_frames
+from .frames import toward as toward_frames
 from .singers import SingerTable, load_table, voice_modality
 
 
@@ -39,13 +44,16 @@ class VoiceEndpoint:
     recording_x: torch.Tensor | None = None
     #: the voice's spectral profile (SoundModality.spectral_profile), None when there is none
     profile: torch.Tensor | None = None
+    #: the voice's frames keyed by what is said in them, None when the model keeps no frame codes
+    frames: FrameBank | None = None
 
 
 def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -> VoiceEndpoint:
     """A singer name of the run, or an audio file, as a voice latent ``(P,)``."""
     if spec in table.singers:
         profile = table.profile(spec)
-        return VoiceEndpoint(spec, table.embedding(spec).to(device), profile=None if profile is None else profile.to(device))
+        return VoiceEndpoint(spec, table.embedding(spec).to(device), profile=None if profile is None else profile.to(device),
+                             frames=table.frames(spec))
     path = Path(spec)
     if not path.exists():
         raise UsageError(f"'{spec}' is neither a singer of this run nor an existing audio file; "
@@ -54,8 +62,10 @@ def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -
 
     rec = read_recording(run, table.modality, path)
     w = encode_voice(run, table.modality, rec.windows, device).mean(0)
-    profile = run.modalities[table.modality].spectral_profile(rec.windows)
-    return VoiceEndpoint(str(path), w, rec.windows[:1], None if profile is None else profile.to(device))
+    mod = run.modalities[table.modality]
+    profile = mod.spectral_profile(rec.windows)
+    return VoiceEndpoint(str(path), w, rec.windows[:1], None if profile is None else profile.to(device),
+                         bank_of(run.model, mod, table.modality, rec.windows, device))
 
 
 def content_of(run: LoadedRun, modality: str, content: str | None, ends: list[VoiceEndpoint],
@@ -115,12 +125,17 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     z, clip, content_label = content_of(run, modality, content, [a, b], device)
     t = alphas(steps)
     voices = voice_path(table, a.w, b.w, t.to(device), kind)                   # (K, P)
+    mod = run.modalities[modality]
     if clip is not None:       # a recording: its words and timing kept, the voice moved (conversion)
         x = convert(run, modality, clip.expand(steps, *clip.shape[1:]), voices, device)
+        codes = frame_codes(run, modality, clip, device) if a.frames is not None and b.frames is not None else None
+        if codes is not None:  # each step's frames part of the way to A's and B's frames saying the same
+            near_a, near_b = nearest_frames(a.frames, codes), nearest_frames(b.frames, codes)
+            goals = torch.cat([near_a + float(t[k]) * (near_b - near_a) for k in range(steps)])
+            x = toward_frames(mod, x, goals)
     else:
         x = decode_audio(run, modality, z.view(1, -1).expand(steps, -1), voices)
     if a.profile is not None and b.profile is not None:     # the timbre moves with alpha, step by step
-        mod = run.modalities[modality]
         x = torch.cat([mod.with_profile(x[k:k + 1], a.profile + float(t[k]) * (b.profile - a.profile))
                        for k in range(steps)])
     out_dir = Path(out_dir)

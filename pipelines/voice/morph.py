@@ -3,10 +3,12 @@
 Every clip-long window of the recording is encoded twice: the shared latent z (content,
 from the audio alone) and the voice latent w. The voice moves along the straight line to
 the singer's embedding, ``w' = w + amount (e - w)``, z stays, and the decoded windows are
-put back where they were in the recording (quiet windows stay silent). Where the modality has
-a spectral profile (the speech model's long-term average spectrum and each bin's spread), the
-output's is set to ``own + amount (singer's - own)`` too: the decoder alone renders a voice
-latent's timbre only part of the way, and its frames vary less than real ones.
+put back where they were in the recording (quiet windows stay silent). The decoder alone
+renders a voice latent's timbre only part of the way, and its frames vary less than real
+ones, so where the model keeps frame codes (the speech model) every decoded frame is also moved
+part of the way toward ``own + amount (singer's nearest frames - own)`` (:mod:`.frames`), and
+where the modality has a spectral profile (the long-term average spectrum and each bin's
+spread), the output's is set to ``own + amount (singer's - own)``.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from polyvae.core.sound import Audio
 
 from . import MAX_AMOUNT
 from .encoding import convert, encode_voice, read_recording, sound_modality
+from .frames import frame_codes, nearest_frames
+from .frames import toward as toward_frames
 from .singers import load_table, voice_modality
 
 
@@ -73,6 +77,11 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     w = encode_voice(run, modality, rec.windows, device)
     moved = morph_latents(w, target, amount)
     converted = convert(run, modality, rec.windows, moved, device)
+    bank = table.frames(toward)
+    codes = frame_codes(run, modality, rec.windows, device) if bank is not None else None
+    if codes is not None:               # every frame part of the way to the singer's frames saying the same
+        own = mod.spectral_frames(rec.windows)[0]
+        converted = toward_frames(mod, converted, own + amount * (nearest_frames(bank, codes) - own))
     own, theirs = mod.spectral_profile(rec.windows), table.profile(toward)
     if own is not None and theirs is not None:      # the timbre moves as far as the voice latent
         converted = mod.with_profile(converted, own + amount * (theirs.to(own.device) - own))

@@ -10,7 +10,9 @@ difference (about 1 for a clip and its own singer's embedding). Similarity is
 
 ``singers.json`` in the run directory holds the embeddings, the scale, clip counts and
 each singer's measured :class:`~.features.VoiceFeatures`; it is written at the end of
-training, or computed from the training manifest on first use and cached.
+training, or computed from the training manifest on first use and cached. Where the model
+keeps frame codes (the speech model), each singer's frames go beside it in
+``singers.frames.safetensors`` (:class:`~polyvae.core.sound.FrameBank`, float16).
 """
 from __future__ import annotations
 
@@ -22,21 +24,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polyvae.core.atomic import write_text_atomic
+from polyvae.core.atomic import atomic_path, write_text_atomic
 from polyvae.core.dataset import TensorData
 from polyvae.core.errors import UsageError
 from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.run import LoadedRun
-from polyvae.core.sound import SoundModality
+from polyvae.core.sound import FrameBank, SoundModality
 
 from .calibration import Calibration, calibrate
 from .features import VoiceFeatures
+from .frames import bank_of
 
 SINGERS_FILE = "singers.json"
+#: each singer's frame bank (keys ``<k>.keys`` and ``<k>.frames``, k the singer's place in the table)
+FRAMES_FILE = "singers.frames.safetensors"
 #: 2: with the calibration of distances (percentiles, same-voice threshold); 3: with each
-#: singer's spectral profile; 4: the profile with each bin's spread beside its mean (older
-#: tables are rebuilt on first use)
-FORMAT = 4
+#: singer's spectral profile; 4: the profile with each bin's spread beside its mean; 5: with
+#: the singers' frame banks (older tables are rebuilt on first use)
+FORMAT = 5
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8
 #: clips per singer (evenly spread) whose frames make the singer's spectral profile
@@ -52,6 +57,8 @@ class SingerEntry:
     features: VoiceFeatures | None = None
     #: long-term average spectrum of the singer's clips and its spread (SoundModality.spectral_profile), or None
     profile: torch.Tensor | None = None
+    #: the singer's frames keyed by what is said in them (None: the model keeps no frame codes)
+    frames: FrameBank | None = None
 
 
 @dataclass
@@ -86,6 +93,11 @@ class SingerTable:
         self.embedding(name)
         return self.singers[name].profile
 
+    def frames(self, name: str) -> FrameBank | None:
+        """The frame bank of ``name`` (None when the model keeps no frame codes)."""
+        self.embedding(name)
+        return self.singers[name].frames
+
     def matrix(self) -> torch.Tensor:
         return torch.stack([e.embedding for e in self.singers.values()])
 
@@ -108,16 +120,34 @@ class SingerTable:
 
     # ---- JSON -------------------------------------------------------------------------------
     def to_json(self) -> str:
+        """The table without its frame banks (which :func:`write_table` writes beside it)."""
         return json.dumps({
             "format": FORMAT, "modality": self.modality, "weights": self.weights,
+            "frames_file": FRAMES_FILE if self.banks() else None,
             "metric": "rms of (w - embedding) / scale; similarity = exp(-distance^2 / 2)",
             "scale": [float(v) for v in self.scale],
             "calibration": self.calibration.to_json() if self.calibration else None,
             "singers": {name: {"clips": e.clips, "embedding": [float(v) for v in e.embedding],
                                "features": e.features.to_json() if e.features else None,
-                               "profile": None if e.profile is None else [round(float(v), 5) for v in e.profile]}
+                               "profile": None if e.profile is None else [round(float(v), 5) for v in e.profile],
+                               "frames": None if e.frames is None else len(e.frames)}
                         for name, e in self.singers.items()},
         }, indent=2)
+
+    def banks(self) -> dict[str, torch.Tensor]:
+        """The frame banks as safetensors entries (float16)."""
+        out = {}
+        for k, entry in enumerate(self.singers.values()):
+            if entry.frames is not None:
+                bank = entry.frames.compact()
+                out[f"{k}.keys"], out[f"{k}.frames"] = bank.keys.contiguous(), bank.frames.contiguous()
+        return out
+
+    def attach_banks(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Give each singer the bank stored for it (see :meth:`banks`)."""
+        for k, entry in enumerate(self.singers.values()):
+            if f"{k}.keys" in tensors:
+                entry.frames = FrameBank(tensors[f"{k}.keys"], tensors[f"{k}.frames"])
 
     @classmethod
     def from_json(cls, text: str) -> "SingerTable":
@@ -220,7 +250,9 @@ def build_table(model, data: TensorData, manifest_path: Path | None = None, devi
         own = torch.tensor([j for j, s in enumerate(names) if s == name])
         own = own[torch.linspace(0, len(own) - 1, min(len(own), PROFILE_CLIPS)).round().long().unique()]
         profile = mod.spectral_profile(x[own]) if isinstance(mod, SoundModality) else None
-        table.singers[name] = SingerEntry(mean, count, profile=None if profile is None else profile.float().cpu())
+        bank = bank_of(model, mod, modality, x[own], device) if isinstance(mod, SoundModality) else None
+        table.singers[name] = SingerEntry(mean, count, profile=None if profile is None else profile.float().cpu(),
+                                          frames=bank)
     if len(groups) >= 2:
         table.calibration = calibrate(latents, names, groups, table.distance)
     if manifest_path is not None and feature_clips > 0 and Path(manifest_path).exists():
@@ -253,20 +285,51 @@ def measure_singers(table: SingerTable, mod, manifest_path: Path, rows_of: dict[
 
 
 def write_table(run_dir: Path, table: SingerTable) -> Path:
+    """``singers.json`` and, when the singers have frame banks, ``singers.frames.safetensors``
+    (written first, each atomically, the weights' fingerprint in its metadata)."""
+    from safetensors.torch import save_file
+
+    banks = table.banks()
+    if banks:
+        with atomic_path(Path(run_dir) / FRAMES_FILE) as tmp:
+            save_file(banks, str(tmp), metadata={"weights": table.weights, "format": str(FORMAT)})
     path = Path(run_dir) / SINGERS_FILE
     write_text_atomic(path, table.to_json())
     return path
 
 
 def read_table(run_dir: Path) -> SingerTable | None:
-    """The run's ``singers.json``, or None when there is none (or it is unreadable)."""
+    """The run's ``singers.json`` with its frame banks, or None when there is none (or it, or
+    the banks it names, are unreadable or from other weights)."""
     path = Path(run_dir) / SINGERS_FILE
     if not path.exists():
         return None
     try:
-        return SingerTable.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, KeyError, TypeError):
+        raw = path.read_text(encoding="utf-8")
+        table = SingerTable.from_json(raw)
+        if json.loads(raw).get("frames_file"):
+            table.attach_banks(read_banks(Path(run_dir) / FRAMES_FILE, table.weights))
+        return table
+    except (ValueError, KeyError, TypeError, OSError):
         return None
+
+
+def read_banks(path: Path, weights: str) -> dict[str, torch.Tensor]:
+    """The tensors of a frame-bank file; a ValueError when it is missing, unreadable or was
+    made with other weights than ``weights``."""
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise ValueError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            if (fh.metadata() or {}).get("weights", "") != weights:
+                raise ValueError(f"{path} was made with other weights")
+            return {key: fh.get_tensor(key) for key in fh.keys()}
+    except ValueError:
+        raise
+    except Exception as exc:          # safetensors raises its own types for a malformed file
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def load_table(run: LoadedRun, device="cpu", progress=None) -> SingerTable:

@@ -493,6 +493,17 @@ class AudioModality(SoundModality):
             return decoder(h, x).float()
         return self.generate(decoder, h)
 
+    def frame_codes(self, decoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+        """Speech: the content code of every frame ``(N, T, content_dim)`` (the posterior mean of
+        q(c | x), repeated from the code's rate up to the frame rate), what the frame decoder
+        renders a voice from; the speaker is normalised away in it. The clip model: None."""
+        if not self.speech:
+            return None
+        spec, _, _, inside = split(x, self.opts.n_mels)
+        codes, _ = decoder.posterior(spec, inside)
+        codes = codes.float().repeat_interleave(self.opts.stride, -1)[..., :spec.shape[-1]]
+        return codes.transpose(1, 2) * inside[..., None]
+
     # ---- files --------------------------------------------------------------------------
     def spectrogram_to_audio(self, x: torch.Tensor, n_iter: int | None = None,
                              peak_normalize: bool = False) -> torch.Tensor:
@@ -569,6 +580,27 @@ class AudioModality(SoundModality):
             ratio = (profile[n:] / spread_now.clamp_min(1e-3)).clamp(*SPREAD_RATIO)
             spec = spec * ratio.view(1, -1, 1)
         moved = spec + profile[:n].view(1, -1, 1)
+        out = x.clone()
+        inside = (out[:, n + 2] > 0.5).unsqueeze(1)
+        out[:, :n] = torch.where(inside, moved.to(out.dtype), out[:, :n])
+        return out
+
+    def spectral_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Speech: the normalised log-mel of every frame ``(N, T, n_mels)`` and the frames inside
+        the clips ``(N, T)``. The clip model: None."""
+        if not self.speech:
+            return None
+        spec, inside = self.spectrum(x)
+        return spec.transpose(1, 2).float(), inside
+
+    def with_spectral_frames(self, x: torch.Tensor, frames: torch.Tensor, share: float) -> torch.Tensor:
+        """Speech: the log-mel of every frame inside the clips moved ``share`` of the way toward
+        ``frames`` ``(N, T, n_mels)``; log-F0, voicing and the clips' extent kept."""
+        if not self.speech:
+            return x
+        n = self.opts.n_mels
+        spec = x[:, :n].float()
+        moved = spec + share * (frames.to(spec.device, spec.dtype).transpose(1, 2) - spec)
         out = x.clone()
         inside = (out[:, n + 2] > 0.5).unsqueeze(1)
         out[:, :n] = torch.where(inside, moved.to(out.dtype), out[:, :n])
