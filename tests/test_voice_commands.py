@@ -64,7 +64,7 @@ def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_ru
         # and its frames, each keyed by its content code: every frame inside the singer's clips
         frames, inside = run.modalities["audio"].spectral_frames(clips)
         assert len(entry.frames) == int((inside > 0.5).sum())
-        assert entry.frames.keys.shape[1] == run.modalities["audio"].opts.content_dim
+        assert entry.frames.keys.shape[1] == 3 * run.modalities["audio"].opts.content_dim    # with context
         torch.testing.assert_close(entry.frames.frames.float(), frames[inside > 0.5], atol=1e-2, rtol=1e-3)
 
 

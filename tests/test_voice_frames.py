@@ -24,6 +24,15 @@ def test_nearest_averages_the_k_frames_with_the_nearest_keys(monkeypatch):
     torch.testing.assert_close(bank.nearest(queries, k=2), torch.tensor([[[1.0, 2.0], [150.0, 0.0], [1.0, 2.0]]]))
 
 
+def test_a_frame_is_matched_with_the_codes_around_it():
+    from polyvae.pipelines.voice.frames import with_context
+    codes = torch.arange(1.0, 6.0).view(1, 5, 1)                       # one clip, 5 frames, K = 1
+    keys = with_context(codes, span=2)
+    assert keys.shape == (1, 5, 3)
+    assert keys[0].tolist() == [[0, 1, 3], [0, 2, 4], [1, 3, 5], [2, 4, 0], [3, 5, 0]]
+    assert torch.equal(with_context(codes, span=0), codes)
+
+
 def test_a_bank_keeps_the_frames_inside_the_clips_evenly_thinned():
     codes = torch.arange(12.0).view(2, 6, 1)
     frames = torch.arange(12.0).view(2, 6, 1) * 10
