@@ -110,6 +110,8 @@ class FrameBank:
     def nearest(self, codes: torch.Tensor, k: int = 4) -> torch.Tensor:
         """For every query code ``(..., K)``, the mean of the ``k`` bank frames whose keys are
         nearest (Euclidean) -> ``(..., F)``, on the device of ``codes``."""
+        if codes.shape[-1] != self.keys.shape[1]:
+            raise ValueError(f"frame codes of width {codes.shape[-1]} against a bank keyed by {self.keys.shape[1]}")
         shape = codes.shape[:-1]
         queries = codes.reshape(-1, codes.shape[-1]).float()
         keys = self.keys.to(queries.device, torch.float32)

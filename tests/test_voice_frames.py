@@ -20,6 +20,8 @@ def test_nearest_averages_the_k_frames_with_the_nearest_keys(monkeypatch):
     torch.testing.assert_close(bank.nearest(queries, k=1), torch.tensor([[[0.0, 1.0], [200.0, 0.0], [0.0, 1.0]]]))
     torch.testing.assert_close(bank.nearest(queries, k=2), torch.tensor([[[1.0, 2.0], [150.0, 0.0], [1.0, 2.0]]]))
     assert bank.nearest(queries, k=99).shape == (1, 3, 2)              # k is bounded by the bank
+    with pytest.raises(ValueError, match="width 2"):
+        bank.nearest(torch.zeros(1, 3, 2))
     monkeypatch.setattr(sound, "QUERY_CHUNK", 2)                        # searched in chunks: same answer
     torch.testing.assert_close(bank.nearest(queries, k=2), torch.tensor([[[1.0, 2.0], [150.0, 0.0], [1.0, 2.0]]]))
 
