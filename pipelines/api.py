@@ -343,16 +343,18 @@ class Run:
         return result
 
     def morph(self, recording: str | Path, toward: str, amount: float = 0.5, *,
-              out: str | Path | None = None, progress: bool = False) -> Morphed:
+              out: str | Path | None = None, frames: float | None = None, progress: bool = False) -> Morphed:
         """The recording with its voice moved ``amount`` (0..1) of the way toward singer
         ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given).
         Up to 2 goes past the singer (the difference from the recording's voice exaggerated),
-        which an ear hears as the singer more often than 1."""
+        which an ear hears as the singer more often than 1. ``frames`` (0..1, default 0.5) is
+        the share of each converted frame taken from the singer's own frames that say the same
+        thing; 0 is the decoder alone."""
         from .morphed import Morphed
         from .voice import warn_all
         from .voice.morph import morph_voice
         result = Morphed(morph_voice(self._run, recording, toward, amount, Path(out) if out else None,
-                                     device=self.device, progress=_progress(progress)))
+                                     device=self.device, progress=_progress(progress), frame_share=frames))
         warn_all(result.warnings)
         return result
 

@@ -188,12 +188,11 @@ def test_voice_morph_moves_the_spectral_profile_with_the_amount(voice_run, tmp_p
     assert gaps[1] < 0.7 * gaps[0], gaps
 
 
-def test_voice_morph_moves_every_frame_toward_the_singers_own_frames(voice_run, tmp_path, monkeypatch):
+def test_voice_morph_moves_every_frame_toward_the_singers_own_frames(voice_run, tmp_path):
     """With the singer's frame bank (kNN-VC), the written frames lie nearer the singer's real
     frames than the decoder's alone do: measured on the WAV read back, against every frame of
     the singer's training clips."""
     import polyvae as api
-    from polyvae.pipelines.voice import frames as frames_module
     from polyvae.pipelines.voice.singers import load_table
 
     run = api.load(voice_run / "run")
@@ -202,14 +201,20 @@ def test_voice_morph_moves_every_frame_toward_the_singers_own_frames(voice_run, 
     bank = load_table(loaded).frames("soprano_sofia")
     source = _clip_of(voice_run, "bass_boris")
     gaps = {}
-    for share in (0.0, 1.0):
-        monkeypatch.setattr(frames_module, "FRAME_SHARE", share)
+    for share in (0.0, 1.0):                        # the API's frames=, the CLI's --frames
         out = tmp_path / f"{share}.wav"
-        run.morph(source, toward="soprano_sofia", amount=1.0, out=out)
+        run.morph(source, toward="soprano_sofia", amount=1.0, out=out, frames=share)
         written, inside = mod.spectral_frames(mod.preprocess([mod.read(out.name, out.parent)]))
         heard = written[inside > 0.5]
         gaps[share] = float(torch.cdist(heard, bank.frames.float()).min(1).values.mean())
     assert gaps[1.0] < 0.9 * gaps[0.0], gaps
+    r = polyvae("voice-morph", voice_run / "run", source, "--toward", "soprano_sofia", "--amount", "1",
+                "--frames", "0", "--out", tmp_path / "cli.wav")
+    assert r.code == 0, r.err                      # the same conversion as frames=0 from Python
+    assert np.array_equal(sf.read(tmp_path / "cli.wav")[0], sf.read(tmp_path / "0.0.wav")[0])
+    r = polyvae("voice-morph", voice_run / "run", source, "--toward", "soprano_sofia", "--frames", "1.5",
+                "--out", tmp_path / "no.wav")
+    assert r.code == 2 and "0.0<=x<=1.0" in r.err
 
 
 def test_generate_in_a_singers_voice(voice_run):

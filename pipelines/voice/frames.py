@@ -76,6 +76,7 @@ def nearest_frames(bank: FrameBank, codes: torch.Tensor) -> torch.Tensor:
     return bank.nearest(codes, NEIGHBOURS)
 
 
-def toward(mod, converted: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-    """``converted`` ``(N, *shape)`` with every frame moved ``FRAME_SHARE`` of the way to ``goal`` ``(N, T, F)``."""
-    return mod.with_spectral_frames(converted, goal, FRAME_SHARE)
+def toward(mod, converted: torch.Tensor, goal: torch.Tensor, share: float | None = None) -> torch.Tensor:
+    """``converted`` ``(N, *shape)`` with every frame moved ``share`` (None: ``FRAME_SHARE``) of
+    the way to ``goal`` ``(N, T, F)``."""
+    return mod.with_spectral_frames(converted, goal, FRAME_SHARE if share is None else share)

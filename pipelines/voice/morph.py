@@ -64,10 +64,14 @@ def morph_latents(w: torch.Tensor, target: torch.Tensor, amount: float) -> torch
 
 @torch.no_grad()
 def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: float, out: Path | None = None,
-                device="cpu", progress=None) -> MorphResult:
-    """Morph the recording; with ``out`` also write it there (a WAV at the run's sample rate)."""
+                device="cpu", progress=None, frame_share: float | None = None) -> MorphResult:
+    """Morph the recording; with ``out`` also write it there (a WAV at the run's sample rate).
+    ``frame_share`` (None: :data:`.frames.FRAME_SHARE`) is how far each frame moves toward the
+    singer's own frames."""
     if not 0.0 <= amount <= MAX_AMOUNT:
         raise UsageError(f"--amount must be between 0 and {MAX_AMOUNT:g}, got {amount}")
+    if frame_share is not None and not 0.0 <= frame_share <= 1.0:
+        raise UsageError(f"--frames must be between 0 and 1, got {frame_share}")
     modality = voice_modality(run.model)
     mod = sound_modality(run, modality)
     run.model.to(device).eval()
@@ -78,10 +82,10 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     moved = morph_latents(w, target, amount)
     converted = convert(run, modality, rec.windows, moved, device)
     bank = table.frames(toward)
-    codes = frame_codes(run, modality, rec.windows, device) if bank is not None else None
+    codes = frame_codes(run, modality, rec.windows, device) if bank is not None and frame_share != 0 else None
     if codes is not None:               # every frame part of the way to the singer's frames saying the same
         own = mod.spectral_frames(rec.windows)[0]
-        converted = toward_frames(mod, converted, own + amount * (nearest_frames(bank, codes) - own))
+        converted = toward_frames(mod, converted, own + amount * (nearest_frames(bank, codes) - own), frame_share)
     own, theirs = mod.spectral_profile(rec.windows), table.profile(toward)
     if own is not None and theirs is not None:      # the timbre moves as far as the voice latent
         converted = mod.with_profile(converted, own + amount * (theirs.to(own.device) - own))
