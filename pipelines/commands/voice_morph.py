@@ -7,8 +7,7 @@ import click
 
 from polyvae.pipelines import api
 from polyvae.pipelines.ui import echo_json
-from polyvae.pipelines.voice import MAX_AMOUNT
-from polyvae.pipelines.voice.frames import FRAME_SHARE
+from polyvae.pipelines.voice import FRAME_SHARE, MAX_AMOUNT
 
 
 @click.command("voice-morph")

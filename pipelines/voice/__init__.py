@@ -8,6 +8,10 @@ from polyvae.core.errors import PolyvaeWarning
 #: renders a voice latent less distinctly than it encodes it, so an ear hears the target more
 #: often there (docs/voice.md: 0.56 at 1, 0.69 at 1.5, 0.74 at 2 on the real-voice benchmark).
 MAX_AMOUNT = 2.0
+#: how far each converted frame moves toward the target's own frames that say the same thing
+#: (:mod:`.frames`; 0: the decoder alone). docs/voice.md: heard as the target 0.71 -> 0.875 on
+#: real voices, words kept about as well; sung melodies a little worse (``--frames 0``).
+FRAME_SHARE = 0.5
 
 
 class VoiceWarning(PolyvaeWarning):

@@ -18,11 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from polyvae.core.run import LoadedRun
 from polyvae.core.sound import FrameBank
 
-#: how far each converted frame moves toward the target's nearest frames (0: the decoder alone)
-FRAME_SHARE = 0.5
+from . import FRAME_SHARE
 #: bank frames averaged for each source frame (kNN-VC's k)
 NEIGHBOURS = 4
 #: a frame is matched by its code and the codes this many frames before and after it (20 ms
@@ -45,11 +43,10 @@ def with_context(codes: torch.Tensor, span: int = CONTEXT_FRAMES) -> torch.Tenso
 
 
 @torch.no_grad()
-def frame_codes(run_or_model, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor | None:
+def frame_codes(model, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor | None:
     """The matching keys of clips ``x`` ``(N, *shape)``: the model's frame codes with their
     context (:func:`with_context`) ``(N, T, 3K)`` on the CPU, or None when the model or the
     modality keeps no frame codes."""
-    model = getattr(run_or_model, "model", run_or_model)
     parts = []
     for part in x.split(CODE_BATCH):
         codes = model.frame_codes(modality, part.to(device).float())

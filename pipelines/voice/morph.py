@@ -82,7 +82,7 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     moved = morph_latents(w, target, amount)
     converted = convert(run, modality, rec.windows, moved, device)
     bank = table.frames(toward)
-    codes = frame_codes(run, modality, rec.windows, device) if bank is not None and frame_share != 0 else None
+    codes = frame_codes(run.model, modality, rec.windows, device) if bank is not None and frame_share != 0 else None
     if codes is not None:               # every frame part of the way to the singer's frames saying the same
         own = mod.spectral_frames(rec.windows)[0]
         converted = toward_frames(mod, converted, own + amount * (nearest_frames(bank, codes) - own), frame_share)
