@@ -43,7 +43,7 @@ def with_context(codes: torch.Tensor, span: int = CONTEXT_FRAMES) -> torch.Tenso
 
 
 @torch.no_grad()
-def frame_codes(model, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor | None:
+def frame_keys(model, modality: str, x: torch.Tensor, device="cpu") -> torch.Tensor | None:
     """The matching keys of clips ``x`` ``(N, *shape)``: the model's frame codes with their
     context (:func:`with_context`) ``(N, T, 3K)`` on the CPU, or None when the model or the
     modality keeps no frame codes."""
@@ -59,7 +59,7 @@ def frame_codes(model, modality: str, x: torch.Tensor, device="cpu") -> torch.Te
 def bank_of(model, mod, modality: str, x: torch.Tensor, device="cpu", limit: int = BANK_FRAMES) -> FrameBank | None:
     """The frame bank of clips ``x`` ``(N, *shape)`` (one voice's), or None when the model has
     no frame codes or the modality no frames."""
-    codes = frame_codes(model, modality, x, device)
+    codes = frame_keys(model, modality, x, device)
     spectral = mod.spectral_frames(x.float()) if codes is not None else None
     if spectral is None:
         return None

@@ -30,7 +30,7 @@ from polyvae.pipelines.generation import given_batch
 from polyvae.pipelines.interpolation import alphas, path_between
 
 from .encoding import convert, decode_audio, read_recording, reencode_files, render
-from .frames import bank_of, frame_codes, nearest_frames
+from .frames import bank_of, frame_keys, nearest_frames
 from .frames import toward as toward_frames
 from .singers import SingerTable, load_table, voice_modality
 
@@ -128,7 +128,7 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     mod = run.modalities[modality]
     if clip is not None:       # a recording: its words and timing kept, the voice moved (conversion)
         x = convert(run, modality, clip.expand(steps, *clip.shape[1:]), voices, device)
-        codes = frame_codes(run.model, modality, clip, device) if a.frames is not None and b.frames is not None else None
+        codes = frame_keys(run.model, modality, clip, device) if a.frames is not None and b.frames is not None else None
         if codes is not None:  # each step's frames part of the way to A's and B's frames saying the same
             near_a, near_b = nearest_frames(a.frames, codes), nearest_frames(b.frames, codes)
             goals = torch.cat([near_a + float(t[k]) * (near_b - near_a) for k in range(steps)])

@@ -26,7 +26,7 @@ from polyvae.core.sound import Audio
 
 from . import MAX_AMOUNT
 from .encoding import convert, encode_voice, read_recording, sound_modality
-from .frames import frame_codes, nearest_frames
+from .frames import frame_keys, nearest_frames
 from .frames import toward as toward_frames
 from .singers import load_table, voice_modality
 
@@ -82,7 +82,7 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     moved = morph_latents(w, target, amount)
     converted = convert(run, modality, rec.windows, moved, device)
     bank = table.frames(toward)
-    codes = frame_codes(run.model, modality, rec.windows, device) if bank is not None and frame_share != 0 else None
+    codes = frame_keys(run.model, modality, rec.windows, device) if bank is not None and frame_share != 0 else None
     if codes is not None:               # every frame part of the way to the singer's frames saying the same
         own = mod.spectral_frames(rec.windows)[0]
         converted = toward_frames(mod, converted, own + amount * (nearest_frames(bank, codes) - own), frame_share)

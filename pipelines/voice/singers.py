@@ -123,7 +123,7 @@ class SingerTable:
         """The table without its frame banks (which :func:`write_table` writes beside it)."""
         return json.dumps({
             "format": FORMAT, "modality": self.modality, "weights": self.weights,
-            "frames_file": FRAMES_FILE if self.banks() else None,
+            "frames_file": FRAMES_FILE if any(e.frames is not None for e in self.singers.values()) else None,
             "metric": "rms of (w - embedding) / scale; similarity = exp(-distance^2 / 2)",
             "scale": [float(v) for v in self.scale],
             "calibration": self.calibration.to_json() if self.calibration else None,

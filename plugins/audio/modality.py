@@ -549,8 +549,8 @@ class AudioModality(SoundModality):
         same frames. The clip model: None (its padding is part of the clip)."""
         if not self.speech:
             return None
-        spec, inside = self.spectrum(x)
-        frames = spec.transpose(1, 2)[inside > 0.5].float()
+        frames, inside = self.spectral_frames(x)
+        frames = frames[inside > 0.5]
         if not frames.shape[0]:
             return None
         spread = frames.std(0, unbiased=False)
@@ -579,11 +579,7 @@ class AudioModality(SoundModality):
         if profile.numel() == 2 * n:
             ratio = (profile[n:] / spread_now.clamp_min(1e-3)).clamp(*SPREAD_RATIO)
             spec = spec * ratio.view(1, -1, 1)
-        moved = spec + profile[:n].view(1, -1, 1)
-        out = x.clone()
-        inside = (out[:, n + 2] > 0.5).unsqueeze(1)
-        out[:, :n] = torch.where(inside, moved.to(out.dtype), out[:, :n])
-        return out
+        return self._with_spectrum_inside(x, spec + profile[:n].view(1, -1, 1))
 
     def spectral_frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Speech: the normalised log-mel of every frame ``(N, T, n_mels)`` and the frames inside
@@ -598,12 +594,16 @@ class AudioModality(SoundModality):
         ``frames`` ``(N, T, n_mels)``; log-F0, voicing and the clips' extent kept."""
         if not self.speech:
             return x
+        spec = x[:, :self.opts.n_mels].float()
+        return self._with_spectrum_inside(x, spec + share * (frames.to(spec.device, spec.dtype).transpose(1, 2) - spec))
+
+    def _with_spectrum_inside(self, x: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+        """Speech examples ``x`` with the log-mel ``spectrum`` ``(N, n_mels, T)`` on the frames
+        inside the clips; the padding after them, pitch, voicing and extent as they were."""
         n = self.opts.n_mels
-        spec = x[:, :n].float()
-        moved = spec + share * (frames.to(spec.device, spec.dtype).transpose(1, 2) - spec)
         out = x.clone()
         inside = (out[:, n + 2] > 0.5).unsqueeze(1)
-        out[:, :n] = torch.where(inside, moved.to(out.dtype), out[:, :n])
+        out[:, :n] = torch.where(inside, spectrum.to(out.dtype), out[:, :n])
         return out
 
     def waveforms(self, x: torch.Tensor) -> torch.Tensor:
