@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 
 from polyvae.core.errors import BadInput, UsageError
-from polyvae.core.experts import gaussian_log_density
+from polyvae.core.experts import gaussian_log_density_sum
 from polyvae.core.manifest import SPEAKER_COLUMN
 from polyvae.core.sound import Audio, SoundModality
 
@@ -472,9 +472,8 @@ class AudioModality(SoundModality):
         mean, log_scale = params[0].float(), params[1].float()
         if self.opts.likelihood == "laplace":
             per = -((x.float() - mean) * torch.exp(-log_scale)).abs() - log_scale - math.log(2.0)
-        else:
-            per = gaussian_log_density(x.float(), mean, log_scale)
-        return per.flatten(1).sum(1)
+            return per.flatten(1).sum(1)
+        return gaussian_log_density_sum(x.float(), mean, log_scale)
 
     def log_likelihood_rows(self, decoder, h, x, rows, private=None) -> torch.Tensor:
         if not self.speech:

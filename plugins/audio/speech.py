@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from polyvae.core.experts import gaussian_log_density
+from polyvae.core.experts import gaussian_log_density_sum
 
 from .pitch import harvest, yin
 from .speech_networks import ClipExpert, ClipHead, ContentNet, FrameDecoder, PitchHead, VoiceNet, masked_stats
@@ -208,10 +208,9 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
     tone = intonation(f0, voiced, inside)
     mean = decoder.render(c, tone, voiced, f0, w, inside)                     # teacher-forced pitch
     log_scale = decoder.bounded(decoder.raw_log_scale)
-    per = gaussian_log_density(spec, mean, log_scale)
     kl = 0.5 * (mu_c.pow(2) + logvar_c.exp() - 1.0 - logvar_c)
     coarse = inside[:, ::s.stride]
-    local = (per * inside[:, None]).flatten(1).sum(1) - (kl * coarse[:, None]).flatten(1).sum(1)
+    local = gaussian_log_density_sum(spec, mean, log_scale, inside[:, None]) - (kl * coarse[:, None]).flatten(1).sum(1)
     if decoder.pitch is not None:
         level, spread, count = pitch_level(f0, voiced)
         predicted_level, predicted_spread = decoder.voice_pitch(w)
@@ -221,8 +220,8 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
     target = x.float()[rows]
     inputs = torch.cat([h, w[rows].to(h.dtype)], -1) if s.voice_dim else h
     head_scale = decoder.bounded(decoder.raw_head_scale)
-    head = gaussian_log_density(target, decoder.head(inputs).float(), head_scale)
-    return local[rows] + head.flatten(1).sum(1)
+    head = gaussian_log_density_sum(target, decoder.head(inputs).float(), head_scale)
+    return local[rows] + head
 
 
 # ---- features ---------------------------------------------------------------------------------
