@@ -113,7 +113,7 @@ def gaussian_log_density_sum(x: torch.Tensor, mean: torch.Tensor, log_scale: tor
     scale = log_scale.squeeze(-1) if log_scale.dim() else log_scale
     count = mask.sum(-1) if mask is not None else diff.shape[-1]
     per_line = -0.5 * squares * torch.exp(-2.0 * scale) - count * (scale + 0.5 * LOG_2PI)
-    return per_line.expand(squares.shape).flatten(1).sum(1)
+    return per_line.flatten(1).sum(1)
 
 
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ from polyvae.core.errors import PolyvaeWarning
 #: often there (docs/voice.md: 0.56 at 1, 0.69 at 1.5, 0.74 at 2 on the real-voice benchmark).
 MAX_AMOUNT = 2.0
 #: how far each converted frame moves toward the target's own frames that say the same thing
-#: (:mod:`.frames`; 0: the decoder alone). docs/voice.md: heard as the target 0.71 -> 0.875 on
-#: real voices, words kept about as well; sung melodies a little worse (``--frames 0``).
-FRAME_SHARE = 0.5
+#: (:mod:`.frames`; 0: the decoder alone). docs/voice.md, real-voice benchmark: heard as the
+#: target 0.714 (none) -> 0.887 (half) -> 0.940 (three quarters), real to real 0.667 -> 0.833;
+#: fewer words kept (0.4375 -> 0.3625 of 80 spoken digits) and sung melodies (``--frames 0``).
+FRAME_SHARE = 0.75
 
 
 class VoiceWarning(PolyvaeWarning):
