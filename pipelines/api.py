@@ -347,9 +347,9 @@ class Run:
         """The recording with its voice moved ``amount`` (0..1) of the way toward singer
         ``toward``, what is sung kept: a :class:`polyvae.Audio` (written to ``out`` if given).
         Up to 2 goes past the singer (the difference from the recording's voice exaggerated),
-        which an ear hears as the singer more often than 1. ``frames`` (0..1, default 0.5) is
-        the share of each converted frame taken from the singer's own frames that say the same
-        thing; 0 is the decoder alone."""
+        which an ear hears as the singer more often than 1. ``frames`` (0..1; None:
+        ``polyvae.pipelines.voice.FRAME_SHARE``, 0.75) is the share of each converted frame taken
+        from the singer's own frames that say the same thing; 0 is the decoder alone."""
         from .morphed import Morphed
         from .voice import warn_all
         from .voice.morph import morph_voice
