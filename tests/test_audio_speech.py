@@ -295,3 +295,59 @@ def test_the_clip_model_has_no_spectral_profile():
     x = mod.preprocess(clips)
     assert mod.spectral_profile(x) is None
     assert mod.with_profile(x, torch.zeros(32)) is x
+
+
+def test_stretched_lays_each_clip_over_the_window_and_unstretched_undoes_it():
+    from polyvae.plugins.audio.speech import stretched, unstretched
+    x = torch.arange(20.0).view(1, 1, 20).repeat(2, 1, 1)          # frame t holds t
+    length = torch.tensor([10, 20])
+    s = stretched(x, length)
+    # a 10-frame clip over 20 frames: frame j reads position j * 9 / 19
+    torch.testing.assert_close(s[0, 0, :3], torch.tensor([0.0, 9 / 19, 18 / 19]))
+    assert float(s[0, 0, -1]) == 9.0 and float(s[1, 0, -1]) == 19.0
+    torch.testing.assert_close(s[1], x[1])                          # a clip as long as the window: itself
+    back = unstretched(s, length)
+    torch.testing.assert_close(back[0, 0, :10], torch.arange(10.0))
+    assert not bool(back[0, 0, 10:].any())                          # nothing after the clip's end
+    torch.testing.assert_close(back[1], x[1])
+
+
+def test_the_clip_head_is_fitted_to_stretched_clips_and_decodes_their_length(fitted):
+    mod, x, encoder, decoder = fitted
+    assert mod.opts.clip_time == "stretched" and decoder.shape.stretch
+    n, t = 32, x.shape[-1]
+    target = decoder.head_target(x)
+    inside = split(x, n)[3]
+    length = inside.sum(-1)
+    # the last channel: the clip's length as a share of the window, on every frame
+    torch.testing.assert_close(target[:, n + 2], (length / t)[:, None].expand(-1, t))
+    # the clip's last frame lands on the window's last frame
+    last = length.long() - 1
+    torch.testing.assert_close(target[:, :n, -1], x[torch.arange(8), :n, last])
+    # decoding from z: the length channel's mean sets the extent, and the clip is that long
+    decoder.eval()
+    with torch.no_grad():
+        head = decoder.head
+        share = torch.tensor([0.25, 0.5, 0.75, 1.0])
+        bias = head.deconv[-1].bias
+        bias.zero_()
+        head.deconv[-1].weight.zero_()
+        head.level = None
+        outs = []
+        for v in share.tolist():
+            bias[n + 2] = v
+            outs.append(decoder(torch.zeros(1, 6 + 4)))
+    for v, out in zip(share.tolist(), outs):
+        assert int(out[0, n + 2].sum()) == round(v * t)
+
+
+def test_a_speech_state_saved_before_clip_time_loads_absolute():
+    mod = AudioModality(n_mels=32, width=16, hidden=32)
+    mod.fit(speech_clips())
+    state = mod.state()
+    del state["options"]["clip_time"]
+    old = AudioModality(n_mels=32, width=16, hidden=32)
+    old.load_state(state)
+    assert old.opts.clip_time == "absolute" and not old.speech_shape().stretch
+    x = old.preprocess(speech_clips()[:2])
+    assert old.build_decoder(6).head_target(x) is x               # fitted to the clips as they are

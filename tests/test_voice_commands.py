@@ -224,7 +224,9 @@ def test_generate_in_a_singers_voice(voice_run):
                     "--voice", singer, "--out", voice_run / singer)
         assert r.code == 0, r.err
         outs[singer] = sf.read(voice_run / singer / "audio_0.wav")[0]
-    assert not np.allclose(outs["bass_boris"], outs["soprano_sofia"])
+    low, high = outs["bass_boris"], outs["soprano_sofia"]
+    n = min(len(low), len(high))              # a voice sets its own pace: lengths may differ too
+    assert not np.allclose(low[:n], high[:n])
 
 
 def test_voice_errors_are_one_line(voice_run, tmp_path):

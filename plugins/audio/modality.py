@@ -44,6 +44,7 @@ MODELS = ("speech", "clip")
 PLAYBACK_CLIPS = 32
 RENDERERS = ("griffin-lim", "excitation")
 PITCH_TRACKERS = ("harvest", "yin")
+CLIP_TIMES = ("stretched", "absolute")
 #: the speech model's log-F0 mean and spread are fitted on at most this many training clips
 PITCH_FIT_CLIPS = 160
 #: what an option left unset (None) means, per model
@@ -110,6 +111,12 @@ class AudioOptions:
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
     #: option load with it)
     pitch_tracker: str = "harvest"
+    #: speech model: how the clip head (what text or an image decodes to) lays a clip out in
+    #: time: "stretched" (every clip resampled from its own length to the whole window, the
+    #: length predicted beside it: renditions at different speeds line up, so what is decoded
+    #: is a word rather than a blur of its timings) or "absolute" (frame by frame from the
+    #: start; runs saved before the option load with it)
+    clip_time: str = "stretched"
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -174,6 +181,7 @@ class AudioOptions:
              "envelope_coefficients must be >= 1 and formant_warp in [0, 1)")
         need(self.pitch_tracker in PITCH_TRACKERS,
              f"pitch_tracker must be one of {', '.join(PITCH_TRACKERS)}, got {self.pitch_tracker!r}")
+        need(self.clip_time in CLIP_TIMES, f"clip_time must be one of {', '.join(CLIP_TIMES)}, got {self.clip_time!r}")
         need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
@@ -400,7 +408,8 @@ class AudioModality(SoundModality):
         if not state:
             return
         if "options" in state:
-            saved = {"pitch_tracker": "yin", **state["options"]}       # saved before the option: YIN
+            saved = {"pitch_tracker": "yin", "clip_time": "absolute",    # saved before the options
+                     **state["options"]}
             self._configure(AudioOptions.from_dict({**dataclasses.asdict(self.opts), **saved}))
         self.normalizer = Normalizer.from_json(state["normalization"])
         if "pitch" in state:
@@ -432,7 +441,7 @@ class AudioModality(SoundModality):
     def speech_shape(self) -> SpeechShape:
         o = self.opts
         return SpeechShape(o.n_mels, self.shape[1], o.content_dim, o.private_dim, o.width, o.hidden, o.kernel,
-                           o.blocks, o.depth, o.stride)
+                           o.blocks, o.depth, o.stride, o.clip_time == "stretched")
 
     def _content_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the speech model's content networks read: the envelope projection, and the

@@ -63,6 +63,9 @@ class SpeechShape:
     depth: int
     #: the content code (and the frame networks) run at one frame in ``stride``
     stride: int = 1
+    #: the clip head lays each clip over the whole window (:func:`stretched`), its length a
+    #: channel of its own; False: frame by frame from the window's start (runs saved before it)
+    stretch: bool = False
 
     @property
     def channels(self) -> int:
@@ -159,12 +162,29 @@ class SpeechDecoder(nn.Module):
         return self.frames(c, pitch, w, inside)
 
     # ---- x -> x' ------------------------------------------------------------------------------
+    def head_target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the clip head is fitted to for clips ``x`` ``(B, channels, T)``: the clips
+        themselves, or (``stretch``) each resampled from its own length to the whole window,
+        with the length (a share of the window) in the last channel: renditions of a word at
+        different speeds line up, so the head's mean is a word, not a blur of its timings."""
+        if not self.shape.stretch:
+            return x
+        n, t = self.shape.n_mels, x.shape[-1]
+        length = frames_up_to_end(x[:, n + 2]).clamp_min(1)
+        share = (length.to(x.dtype) / t)[:, None, None].expand(-1, 1, t)
+        return torch.cat([stretched(x[:, :n + 2], length), share], 1)
+
     def forward(self, inputs: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """A decoded clip ``(B, channels, T)``: from z and w alone (``x`` None), or keeping the
         content, intonation, voicing and timing of ``x`` with the voice of ``w`` (conversion)."""
         n = self.shape.n_mels
         if x is None:
             out = self.head(inputs)
+            if self.shape.stretch:            # back from the whole window to the clip's own length
+                t = out.shape[-1]
+                length = (out[:, n + 2].mean(-1) * t).round().clamp(1, t).long()
+                inside = (torch.arange(t, device=out.device)[None] < length[:, None]).float()
+                out = torch.cat([unstretched(out[:, :n + 2], length), inside[:, None]], 1)
             inside = _contiguous(out[:, n + 2] > 0.5).float()
             voiced = (out[:, n + 1] > 0.5).float() * inside
             return torch.cat([out[:, :n] * inside[:, None], (out[:, n] * inside)[:, None], voiced[:, None],
@@ -184,6 +204,35 @@ def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
     from the inside-the-clip channel or mask ``(N, frames)``."""
     positions = torch.arange(inside.shape[1], device=inside.device)
     return torch.where(inside > 0.5, positions, -1).amax(1) + 1
+
+
+def resample_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, C, T)`` read at fractional frame ``positions`` ``(B, T')`` (in ``[0, T - 1]``)
+    by linear interpolation: ``(B, C, T')``."""
+    last = x.shape[-1] - 1
+    positions = positions.to(x.dtype).clamp(0, last)
+    lo = positions.floor()
+    frac = (positions - lo)[:, None]
+    lo = lo.long()
+    hi = (lo + 1).clamp_max(last)
+    expand = (-1, x.shape[1], -1)
+    return x.gather(-1, lo[:, None].expand(*expand)) * (1 - frac) + x.gather(-1, hi[:, None].expand(*expand)) * frac
+
+
+def stretched(x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Each clip's first ``length`` frames ``(B,)`` resampled to the whole window ``(B, C, T)``."""
+    t = x.shape[-1]
+    grid = torch.linspace(0.0, 1.0, t, device=x.device, dtype=x.dtype)
+    return resample_time(x, grid[None] * (length.to(x.dtype) - 1)[:, None])
+
+
+def unstretched(x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`stretched`: the whole window back to each clip's ``length`` frames,
+    zeros after them ``(B, C, T)``."""
+    t = x.shape[-1]
+    frames = torch.arange(t, device=x.device, dtype=x.dtype)
+    positions = frames[None] * (t - 1) / (length.to(x.dtype) - 1).clamp_min(1)[:, None]
+    return resample_time(x, positions) * (frames[None] < length[:, None].to(x.dtype))[:, None]
 
 
 def _contiguous(inside: torch.Tensor) -> torch.Tensor:
@@ -217,7 +266,7 @@ def log_likelihood_rows(decoder: SpeechDecoder, h: torch.Tensor, x: torch.Tensor
         error = ((level - predicted_level).pow(2) + (spread.log() - predicted_spread.log()).pow(2))
         local = local + torch.where(count >= 3, -0.5 * error / PITCH_LEVEL_SCALE ** 2, torch.zeros_like(error))
     # ---- per row: the clip from z (and w)
-    target = x.float()[rows]
+    target = decoder.head_target(x.float())[rows]
     inputs = torch.cat([h, w[rows].to(h.dtype)], -1) if s.voice_dim else h
     head_scale = decoder.bounded(decoder.raw_head_scale)
     head = gaussian_log_density_sum(target, decoder.head(inputs).float(), head_scale)
