@@ -324,21 +324,18 @@ def test_the_clip_head_is_fitted_to_stretched_clips_and_decodes_their_length(fit
     # the clip's last frame lands on the window's last frame
     last = length.long() - 1
     torch.testing.assert_close(target[:, :n, -1], x[torch.arange(8), :n, last])
-    # decoding from z: the length channel's mean sets the extent, and the clip is that long
+    # decoding from z: the length channel's mean sets the extent (a head whose last layer puts
+    # out only its bias, and no voice level, decodes a constant share)
     decoder.eval()
+    last_layer = decoder.head.deconv[-1]
+    decoder.head.level = None
     with torch.no_grad():
-        head = decoder.head
-        share = torch.tensor([0.25, 0.5, 0.75, 1.0])
-        bias = head.deconv[-1].bias
-        bias.zero_()
-        head.deconv[-1].weight.zero_()
-        head.level = None
-        outs = []
-        for v in share.tolist():
-            bias[n + 2] = v
-            outs.append(decoder(torch.zeros(1, 6 + 4)))
-    for v, out in zip(share.tolist(), outs):
-        assert int(out[0, n + 2].sum()) == round(v * t)
+        last_layer.weight.zero_()
+        last_layer.bias.zero_()
+        for share in (0.25, 0.5, 0.75, 1.0):
+            last_layer.bias[n + 2] = share
+            out = decoder(torch.zeros(1, 6 + 4))
+            assert int(out[0, n + 2].sum()) == round(share * t)
 
 
 def test_a_speech_state_saved_before_clip_time_loads_absolute():

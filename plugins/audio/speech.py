@@ -21,7 +21,9 @@ level and range come from the voice. Its likelihood has two parts::
                     + E_q(c|x)[ log p(spectrum | c, pitch, w) ] - KL(q(c | x) || N(0, I))
                     + log p(pitch level | w)                                    once per clip
 
-The clip head is what cross-modal generation decodes (text -> speech); the frame-level VAE
+The clip head is what cross-modal generation decodes (text -> speech), fitted by default to
+each clip stretched from its own length over the whole window (its length a channel of its
+own: the same word said faster or slower lines up; :meth:`SpeechDecoder.head_target`); the frame-level VAE
 is what conversion decodes: the source's ``c``, intonation, voicing and timing with another
 ``w``, its pitch level and range, and its spectrum (Hsu et al. 2016; Kameoka et al.'s
 ACVAE-VC; the instance-normalised content of Chou et al.'s AdaIN-VC). The second part does not

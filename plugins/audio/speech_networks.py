@@ -174,7 +174,8 @@ class ClipExpert(nn.Module):
 
 class ClipHead(nn.Module):
     """``(B, input_dim)`` (z's features and the voice ``w``) -> the whole clip's mean
-    ``(B, channels, T)`` at once (spectrum, log-F0, voicing, extent): what a clip-level latent
+    ``(B, channels, T)`` at once (spectrum, log-F0, voicing, extent -- or, stretched over the
+    window, the length: :meth:`~.speech.SpeechDecoder.head_target`): what a clip-level latent
     from text, an image or the audio itself says the clip is. ``w`` also sets a time-constant
     level per channel (the voice's long-term spectrum and pitch)."""
 
