@@ -23,7 +23,8 @@ held-out utterances:
   the source's (pyworld harvest, log-F0 on frames voiced in both); with ``--amounts``, also
   past the target (same clips, identification only);
 * interpolation: 8 steps between two speakers with a held-out utterance of the first as the
-  content; Spearman's rho of alpha with the ear's similarity to the second, per pair;
+  content; Spearman's rho of alpha with the ear's similarity to the second, per pair (each
+  pair's curve is kept in the output);
 * voice-match: top-1 on held-out clips, and the calibration's equal error rate;
 * speed: seconds of audio converted per second (the ``voice-morph`` path, 2 threads).
 """
@@ -241,7 +242,7 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
         result[f"conversion_to_target_at_amount_{amount:g}"] = float(np.mean(hits))
         result[f"conversion_real_to_real_at_amount_{amount:g}"] = float(np.mean(real_hits)) if real_hits else None
     # interpolation
-    rhos = []
+    rhos, curves = [], {}
     for a in names:
         for b in names:
             if a >= b:
@@ -250,9 +251,11 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
             steps = run.interpolate(a, b, steps=8, content=f"audio={path}")
             sims = [ear.similarities(v.samples, v.sample_rate)[b] for v in steps.values]
             rhos.append(float(spearmanr(steps.alphas, sims).statistic))
+            curves[f"{a} -> {b}"] = {"rho": round(rhos[-1], 3), "similarity_to_b": [round(v, 3) for v in sims]}
     result["interpolation_pairs"] = len(rhos)
     result["interpolation_monotone_share"] = float(np.mean(np.asarray(rhos) >= 0.9))
     result["interpolation_rho_median"] = float(np.median(rhos))
+    result["interpolation_curves"] = curves            # per pair: where a path flattens or turns back
     return result
 
 
