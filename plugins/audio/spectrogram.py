@@ -21,6 +21,19 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 
 
+def resample_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, C, T)`` read at fractional frame ``positions`` ``(B, T')`` by linear
+    interpolation (clamped to ``[0, T - 1]``: past the last frame is the last frame): ``(B, C, T')``."""
+    last = x.shape[-1] - 1
+    positions = positions.to(x.dtype).clamp(0, last)
+    lo = positions.floor()
+    frac = (positions - lo)[:, None]
+    lo = lo.long()
+    hi = (lo + 1).clamp_max(last)
+    expand = (-1, x.shape[1], -1)
+    return x.gather(-1, lo[:, None].expand(*expand)) * (1 - frac) + x.gather(-1, hi[:, None].expand(*expand)) * frac
+
+
 @dataclass(frozen=True)
 class SpectrogramConfig:
     """Shape-defining parameters of the features (all travel in the run's config)."""
@@ -166,16 +179,13 @@ class MelFeatures:
         their levels."""
         c = self.config
         window, _, _ = self._tables(linear.device)
-        n, frames = f0_hz.shape
+        n = f0_hz.shape[0]
         samples = c.padded_samples
         position = torch.arange(samples, device=linear.device, dtype=torch.float32) / c.hop_length
-        # per-sample pitch, linearly interpolated between frame centres
-        left = position.floor().long().clamp(max=frames - 1)
-        right = (left + 1).clamp(max=frames - 1)
-        frac = (position - left.float())[None]
-        f0 = f0_hz.float().clamp_min(0.0)
-        per_sample = f0[:, left] * (1 - frac) + f0[:, right] * frac
-        is_voiced = (voiced.float()[:, left] * (1 - frac) + voiced.float()[:, right] * frac) > 0.5
+        # per-sample pitch and voicing, linearly interpolated between frame centres
+        per_sample, voicing = resample_time(torch.stack([f0_hz.float().clamp_min(0.0), voiced.float()], 1),
+                                            position[None].expand(n, -1)).unbind(1)
+        is_voiced = voicing > 0.5
         per_sample = torch.where(is_voiced, per_sample.clamp_min(40.0), torch.full_like(per_sample, 100.0))
         phase = 2 * math.pi * torch.cumsum(per_sample.double() / c.sample_rate, dim=-1).remainder(1.0).float()
         pulses = torch.zeros_like(phase)

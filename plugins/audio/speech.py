@@ -42,6 +42,7 @@ from torch import nn
 from polyvae.core.experts import gaussian_log_density_sum
 
 from .pitch import harvest, yin
+from .spectrogram import resample_time
 from .speech_networks import ClipExpert, ClipHead, ContentNet, FrameDecoder, PitchHead, VoiceNet, masked_stats
 
 #: log-scale bounds of the spectrum's Gaussian (normalised units), as the clip model's
@@ -206,19 +207,6 @@ def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
     from the inside-the-clip channel or mask ``(N, frames)``."""
     positions = torch.arange(inside.shape[1], device=inside.device)
     return torch.where(inside > 0.5, positions, -1).amax(1) + 1
-
-
-def resample_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """``x`` ``(B, C, T)`` read at fractional frame ``positions`` ``(B, T')`` (in ``[0, T - 1]``)
-    by linear interpolation: ``(B, C, T')``."""
-    last = x.shape[-1] - 1
-    positions = positions.to(x.dtype).clamp(0, last)
-    lo = positions.floor()
-    frac = (positions - lo)[:, None]
-    lo = lo.long()
-    hi = (lo + 1).clamp_max(last)
-    expand = (-1, x.shape[1], -1)
-    return x.gather(-1, lo[:, None].expand(*expand)) * (1 - frac) + x.gather(-1, hi[:, None].expand(*expand)) * frac
 
 
 def stretched(x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
