@@ -89,7 +89,7 @@ class MLPImage(ImageModality):
     """The built-in image modality (8x8 grayscale here) with the MLP networks."""
 
     def build_encoder(self, latent_dim: int) -> nn.Module:
-        return MLPEncoder(self.num_elements(), latent_dim + self.private_dim)
+        return MLPEncoder(self._channels() * self.size * self.size, latent_dim + self.private_dim)
 
     def build_decoder(self, input_dim: int) -> nn.Module:
         return MLPDecoder(input_dim, (self._channels(), self.size, self.size))

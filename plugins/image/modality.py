@@ -127,7 +127,12 @@ class ImageModality(Modality):
                 raise ValueError(f"unknown image arch {self.arch!r} or likelihood {self.likelihood!r}")
 
     def num_elements(self) -> int:
-        return self._channels() * self.size * self.size
+        """Pixels, not values: a colour pixel's three values are one observation of a colour
+        and count once when likelihoods are balanced. Counting them three times made a 32 px
+        colour image weigh a third of a grayscale one's per pixel, and its decoder drew blurred
+        blobs (captioned 32 px shapes, shape from text: 0.907 counting values, 0.947 counting
+        pixels; benchmarks/RESULTS.md section 7)."""
+        return self.size * self.size
 
     def data_shape(self) -> tuple[int, ...]:
         return (self._channels(), self.size, self.size)
