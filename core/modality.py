@@ -110,7 +110,9 @@ class Modality(abc.ABC):
         """Restore what :meth:`fit` learnt, from :meth:`state`'s output."""
 
     def num_elements(self) -> int:
-        """Number of observed scalars per example; used to balance likelihoods."""
+        """How many observations one example counts as when likelihoods are balanced
+        (``reference_elements / num_elements``): its scalars, or what carries one observation
+        (an image's pixels, whatever its channels; a text's mean token count)."""
         raise NotImplementedError
 
     def data_shape(self) -> tuple[int, ...]:
