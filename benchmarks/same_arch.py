@@ -89,10 +89,10 @@ class MLPImage(ImageModality):
     """The built-in image modality (8x8 grayscale here) with the MLP networks."""
 
     def build_encoder(self, latent_dim: int) -> nn.Module:
-        return MLPEncoder(self._channels() * self.size * self.size, latent_dim + self.private_dim)
+        return MLPEncoder(math.prod(self.data_shape()), latent_dim + self.private_dim)
 
     def build_decoder(self, input_dim: int) -> nn.Module:
-        return MLPDecoder(input_dim, (self._channels(), self.size, self.size))
+        return MLPDecoder(input_dim, self.data_shape())
 
 
 class MLPText(TextModality):

@@ -6,7 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
+from polyvae.core.config import ModelConfig
 from polyvae.core.errors import BadInput, UsageError
+from polyvae.core.objective import likelihood_weights
 from polyvae.plugins.image.modality import ImageModality
 from polyvae.plugins.text.modality import TextModality
 
@@ -41,8 +43,6 @@ def test_image_formats_channels_and_resizing(tmp_path):
     gray_only.fit([raws["g.png"]])
     assert gray_only.channels == 1 and gray_only.preprocess([raws["g.png"]]).shape == (1, 1, 16, 16)
     # balanced likelihoods count pixels: a colour image weighs what a grayscale one of its size does
-    from polyvae.core.config import ModelConfig
-    from polyvae.core.objective import likelihood_weights
     assert mod.num_elements() == gray_only.num_elements() == 16 * 16
     weights = likelihood_weights({"colour": mod, "gray": gray_only}, ModelConfig(reference_elements=256))
     assert weights == {"colour": 1.0, "gray": 1.0}
