@@ -16,7 +16,9 @@ reference) it trains the three-modality MVAE with default settings and reports:
 * content after conversion (speech model): every unseen-voice clip morphed (``--amount 1``)
   toward a training voice (in turn), read by the recogniser, against the originals.
 
-``--reuse`` measures run folders already trained in ``--out`` (``run_speech``, ``run_clip``).
+``--reuse`` measures run folders already trained in ``--out`` (``run_speech``, ``run_clip``);
+``--config`` adds run config sections (e.g. ``'{"train": {"lr_schedule": "cosine"}}'``) and
+``--tag`` a suffix to the run folders' names.
 """
 from __future__ import annotations
 
@@ -73,12 +75,12 @@ def converted_content(run, unseen: Path, ear: Recogniser, amount: float = 1.0) -
 
 
 def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: Recogniser, n: int = 10,
-            reuse: bool = False) -> dict:
+            reuse: bool = False, extra: dict | None = None, tag: str = "") -> dict:
     import polyvae
 
-    config = {"modality_options": {"audio": {"model": model}}}
+    config = {"modality_options": {"audio": {"model": model}}, **(extra or {})}
     t = time.perf_counter()
-    folder = out / f"run_{model}"
+    folder = out / f"run_{model}{tag}"
     if reuse and (folder / "model.safetensors").exists():
         run = polyvae.load(folder)
     else:
@@ -116,13 +118,17 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--models", nargs="+", default=["speech", "clip"])
     parser.add_argument("--reuse", action="store_true", help="measure the run folders already in --out")
+    parser.add_argument("--config", default="{}", help="run config sections as JSON, e.g. "
+                        "'{\"train\": {\"lr_schedule\": \"cosine\"}}'")
+    parser.add_argument("--tag", default="", help="suffix of the run folders")
     args = parser.parse_args()
     train, unseen = args.out / "train" / "manifest.csv", args.out / "unseen" / "manifest.csv"
     if not train.exists():
         write_spoken_digits(args.out, args.reps)
     ear = Recogniser()
     report = {"recogniser_on_real_unseen_clips": ceiling(unseen, ear),
-              "runs": [measure(m, train, unseen, args.out, args.epochs, ear, reuse=args.reuse)
+              "runs": [measure(m, train, unseen, args.out, args.epochs, ear, reuse=args.reuse,
+                               extra=json.loads(args.config), tag=args.tag)
                        for m in args.models]}
     print(json.dumps(report, indent=2))
     if len(report["runs"]) == 2:

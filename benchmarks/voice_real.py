@@ -178,7 +178,7 @@ def conversion_pairs(held: dict[str, list[Path]], per_pair: int, seed: int):
 
 def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, ear: Ear, epochs: int,
             per_pair: int, seed: int = 0, options: dict | None = None, tag: str = "", reuse: bool = False,
-            amounts: tuple[float, ...] = (1.0,)) -> dict:
+            amounts: tuple[float, ...] = (1.0,), config: dict | None = None) -> dict:
     import soundfile as sf
     import torch
     from scipy.stats import spearmanr
@@ -192,7 +192,8 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
         run = polyvae.load(folder)
     else:
         run = polyvae.train(folder, data=manifest, epochs=epochs, progress=False, plots=False,
-                            config={"modality_options": {"audio": {"model": model, **(options or {})}}})
+                            config={**(config or {}),
+                                    "modality_options": {"audio": {"model": model, **(options or {})}}})
     train_seconds = time.perf_counter() - t
     names = sorted(held)
     real = set(REAL)
@@ -268,6 +269,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["speech", "clip"])
     parser.add_argument("--audio-options", default="{}", help="JSON of extra audio options, e.g. "
                         "'{\"renderer\": \"excitation\"}' (applied to the speech model)")
+    parser.add_argument("--config", default="{}", help="run config sections as JSON, e.g. "
+                        "'{\"train\": {\"lr_schedule\": \"cosine\"}}'")
     parser.add_argument("--tag", default="", help="suffix of the run folders")
     parser.add_argument("--amounts", type=float, nargs="+", default=[1.0],
                         help="conversion amounts to measure besides 1 (e.g. 1.5 2: past the target)")
@@ -278,7 +281,7 @@ def main() -> None:
     extra = json.loads(args.audio_options)
     runs = [measure(m, manifest, held, args.out, ear, args.epochs, args.per_pair,
                     options=extra if m == "speech" else {}, tag=args.tag, reuse=args.reuse,
-                    amounts=tuple(args.amounts)) for m in args.models]
+                    amounts=tuple(args.amounts), config=json.loads(args.config)) for m in args.models]
     print(json.dumps(runs, indent=2))
     if len(runs) == 2:
         a, b = runs
