@@ -95,7 +95,8 @@ def test_a_run_saved_before_residual_blocks_and_words_still_loads(tmp_path):
     """A run trained with the old networks, its config stripped of every key added since,
     loads and generates as before."""
     manifest = write_shapes(tmp_path / "data", n=12, side=32)
-    options = {"image": {"arch": "plain"}, "text": {"tokens": "chars", "no_repeat_ngram": 0}}
+    options = {"image": {"arch": "plain", "likelihood": "bernoulli"},      # the defaults of then
+               "text": {"tokens": "chars", "no_repeat_ngram": 0}}
     polyvae.train(tmp_path / "run", data=manifest, modalities=["image", "text"], epochs=1, batch_size=6,
                   latent_dim=4, modality_options=options, progress=False, plots=False)
     path = tmp_path / "run" / "config.json"

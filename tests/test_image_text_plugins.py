@@ -48,6 +48,27 @@ def test_image_formats_channels_and_resizing(tmp_path):
     assert weights == {"colour": 1.0, "gray": 1.0}
 
 
+def test_image_likelihood_auto_is_gaussian_for_colour_bernoulli_for_grayscale():
+    rng = np.random.default_rng(2)
+    colour, gray = ImageModality(size=8), ImageModality(size=8)
+    assert colour.likelihood == "auto"                          # unknown until the channels are
+    colour.fit([rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)])
+    gray.fit([rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)])
+    assert (colour.likelihood, gray.likelihood) == ("gaussian", "bernoulli")
+    assert isinstance(colour.build_decoder(4)(torch.zeros(1, 4)), tuple)       # (means, log_sigma)
+    assert isinstance(gray.build_decoder(4)(torch.zeros(1, 4)), torch.Tensor)  # logits
+    assert colour.state()["likelihood"] == "gaussian"           # a run reloads what it trained with
+    assert ImageModality(size=8, channels=3).likelihood == "gaussian"
+    chosen = ImageModality(size=8, likelihood="bernoulli")      # a choice is kept
+    chosen.fit([rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)])
+    assert chosen.likelihood == "bernoulli"
+    old = ImageModality(size=8)                                 # saved before the state named it
+    old.load_state({"channels": 3, "size": 8, "arch": "plain"})
+    assert old.likelihood == "bernoulli"
+    with pytest.raises(UsageError, match="bernoulli, gaussian or auto"):
+        ImageModality(likelihood="poisson")
+
+
 def test_image_render_round_trip(tmp_path):
     mod = ImageModality(size=8)
     mod.load_state({"channels": 1, "size": 8})

@@ -20,20 +20,24 @@ from .networks import ImageDecoder, ImageEncoder, ResidualImageDecoder, Residual
 #: way, the networks of runs saved before the option; such runs load as plain) or "auto":
 #: residual from RESIDUAL_FROM px up, plain below (at 32 px the residual blocks cost the demo's
 #: image networks 1.18x the time and did not read shapes better: benchmarks/RESULTS.md)
-OPTIONS = {"size": 32, "channels": "auto", "likelihood": "bernoulli", "width": 32, "hidden": 256,
+#: likelihood: "bernoulli", "gaussian" (one learned noise level) or "auto": Gaussian for colour
+#: images, Bernoulli for grayscale (see :meth:`ImageModality.resolved_likelihood`)
+OPTIONS = {"size": 32, "channels": "auto", "likelihood": "auto", "width": 32, "hidden": 256,
            "private_dim": 0, "arch": "auto"}
 RESIDUAL_FROM = 64
 NETWORKS = {"plain": (ImageEncoder, ImageDecoder), "residual": (ResidualImageEncoder, ResidualImageDecoder)}
+LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 class ImageModality(Modality):
-    """``image``: grayscale or RGB; Bernoulli (default) or Gaussian pixel likelihood."""
+    """``image``: grayscale or RGB; Bernoulli or Gaussian pixel likelihood (by default Gaussian
+    for colour, Bernoulli for grayscale)."""
 
     name = "image"
     extension = "png"
     cell_is_path = True
     version = "1"
-    description = "images (any format PIL reads), conv encoder/decoder (residual from 64 px), Bernoulli or Gaussian pixels"
+    description = "images (any format PIL reads), conv encoder/decoder (residual from 64 px), Gaussian (colour) or Bernoulli (grayscale) pixels"
 
     def __init__(self, **options: Any):
         merged = with_defaults("image", options, OPTIONS)
@@ -41,14 +45,17 @@ class ImageModality(Modality):
         self.size = int(merged["size"])
         if self.size < 8 or self.size % 4:
             raise UsageError(f"image size must be a multiple of 4 and at least 8, got {self.size}")
-        if merged["likelihood"] not in ("bernoulli", "gaussian"):
-            raise UsageError(f"image likelihood must be bernoulli or gaussian, got {merged['likelihood']}")
+        if merged["likelihood"] not in (*LIKELIHOODS, "auto"):
+            raise UsageError(f"image likelihood must be bernoulli, gaussian or auto, got {merged['likelihood']}")
         if merged["arch"] not in (*NETWORKS, "auto"):
             raise UsageError(f"image arch must be {', '.join(NETWORKS)} or auto, got {merged['arch']}")
         self.channels = None if merged["channels"] == "auto" else int(merged["channels"])
         self.arch = merged["arch"] if merged["arch"] != "auto" else \
             ("residual" if self.size >= RESIDUAL_FROM else "plain")
+        #: "bernoulli" or "gaussian"; "auto" until the channels are known (:meth:`fit`)
         self.likelihood = merged["likelihood"]
+        if self.likelihood == "auto" and self.channels is not None:
+            self.likelihood = self.resolved_likelihood(self.channels)
         #: what a run saved before the state recorded its likelihood was trained with
         self._saved_likelihood = options.get("likelihood", "bernoulli")
 
@@ -105,6 +112,20 @@ class ImageModality(Modality):
     def fit(self, raws: list[np.ndarray]) -> None:
         if self.channels is None:
             self.channels = 1 if all(r.shape[-1] == 1 for r in raws) else 3
+        if self.likelihood == "auto":
+            self.likelihood = self.resolved_likelihood(self.channels)
+
+    @staticmethod
+    def resolved_likelihood(channels: int) -> str:
+        """What ``likelihood = "auto"`` means for images of ``channels`` channels.
+
+        Colour pixels are continuous values, and a Bernoulli likelihood on them (a
+        mis-specified one: Loaiza-Ganem & Cunningham 2019) trains a decoder whose
+        means blur small shapes; a Gaussian with one learned noise level draws them sharp
+        (captioned 32 px shapes, shape from text over 3 sample seeds: 0.912 Bernoulli,
+        0.953 Gaussian; benchmarks/RESULTS.md section 7). Grayscale images (digits, the
+        demo, Fashion-MNIST) keep the Bernoulli likelihood they were measured with."""
+        return "gaussian" if channels == 3 else "bernoulli"
 
     def preprocess(self, raws: list[np.ndarray]) -> torch.Tensor:
         c = self._channels()
@@ -122,16 +143,17 @@ class ImageModality(Modality):
         if state:
             self.channels = int(state["channels"])
             self.arch = state.get("arch", "plain")
-            self.likelihood = state.get("likelihood", self._saved_likelihood)
-            if self.arch not in NETWORKS or self.likelihood not in ("bernoulli", "gaussian"):
+            saved = state.get("likelihood", self._saved_likelihood)
+            self.likelihood = self.resolved_likelihood(self.channels) if saved == "auto" else saved
+            if self.arch not in NETWORKS or self.likelihood not in LIKELIHOODS:
                 raise ValueError(f"unknown image arch {self.arch!r} or likelihood {self.likelihood!r}")
 
     def num_elements(self) -> int:
         """Pixels, not values: a colour pixel's three values are one observation of a colour
         and count once when likelihoods are balanced. Counting them three times made a 32 px
         colour image weigh a third of a grayscale one's per pixel, and its decoder drew blurred
-        blobs (captioned 32 px shapes, shape from text: 0.907 counting values, 0.947 counting
-        pixels; benchmarks/RESULTS.md section 7)."""
+        blobs (captioned 32 px shapes, Bernoulli pixels, shape from text: 0.907 counting values,
+        0.947 counting pixels, one sample seed; benchmarks/RESULTS.md section 7)."""
         return self.size * self.size
 
     def data_shape(self) -> tuple[int, ...]:
