@@ -338,13 +338,51 @@ def test_the_clip_head_is_fitted_to_stretched_clips_and_decodes_their_length(fit
             assert int(out[0, n + 2].sum()) == round(share * t)
 
 
+def test_speech_start_is_the_lead_in_before_the_first_voiced_frame():
+    from polyvae.plugins.audio.speech import LEAD_IN, from_speech_start, speech_start
+    t = 40
+    voiced = torch.zeros(3, t)
+    voiced[0, 30:35] = 1                          # speech late in the window
+    voiced[1, 5:9] = 1                            # sooner than the lead-in: kept from the start
+    inside = torch.ones(3, t)
+    inside[:, 38:] = 0
+    assert speech_start(voiced, inside).tolist() == [30 - LEAD_IN, 0, 0]    # nothing voiced: 0
+    n = 2                                                          # 2 "mel" bins, then f0, voiced, inside
+    x = torch.cat([torch.arange(float(t)).expand(3, 2, t), torch.zeros(3, 1, t), voiced[:, None], inside[:, None]], 1)
+    moved = from_speech_start(x, n)
+    start = 30 - LEAD_IN
+    torch.testing.assert_close(moved[0, 0, :t - start], torch.arange(float(start), t))
+    assert not bool(moved[0, :, t - start:].any())                # the freed frames are outside the clip
+    assert int(moved[0, n + 2].sum()) == 38 - start and bool(moved[0, n + 1, LEAD_IN])
+    torch.testing.assert_close(moved[1:], x[1:])
+
+
+def test_leading_silence_does_not_move_the_shared_code():
+    """Two renditions of one sound, after 0.2 s and after 0.6 s of silence, give the shared
+    expert the same clip (speech start); read from the file's start they differ."""
+    tone = harmonic(150.0, 0.5)
+    clips = [np.concatenate([np.zeros(int(SR * lead), np.float32), tone]) for lead in (0.2, 0.6)]
+    codes = {}
+    for start in ("speech", "file"):
+        torch.manual_seed(0)
+        mod = AudioModality(n_mels=32, width=16, hidden=32, private_dim=4, clip_start=start, pitch_tracker="yin")
+        mod.fit(speech_clips() + clips)
+        encoder = mod.build_encoder(6).eval()
+        with torch.no_grad():
+            codes[start] = encoder(mod.preprocess(clips))[0][:, :6]
+    moved = {k: float((c[0] - c[1]).abs().max()) for k, c in codes.items()}
+    assert moved["speech"] < 1e-4 and moved["file"] > 1e-3          # (an untrained expert's codes are small)
+
+
 def test_a_speech_state_saved_before_clip_time_loads_absolute():
     mod = AudioModality(n_mels=32, width=16, hidden=32)
     mod.fit(speech_clips())
     state = mod.state()
     del state["options"]["clip_time"]
+    del state["options"]["clip_start"]
     old = AudioModality(n_mels=32, width=16, hidden=32)
     old.load_state(state)
     assert old.opts.clip_time == "absolute" and not old.speech_shape().stretch
+    assert old.opts.clip_start == "file" and not old.speech_shape().from_speech
     x = old.preprocess(speech_clips()[:2])
     assert old.build_decoder(6).head_target(x) is x               # fitted to the clips as they are

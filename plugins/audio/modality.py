@@ -45,6 +45,7 @@ PLAYBACK_CLIPS = 32
 RENDERERS = ("griffin-lim", "excitation")
 PITCH_TRACKERS = ("harvest", "yin")
 CLIP_TIMES = ("stretched", "absolute")
+CLIP_STARTS = ("speech", "file")
 #: the speech model's log-F0 mean and spread are fitted on at most this many training clips
 PITCH_FIT_CLIPS = 160
 #: what an option left unset (None) means, per model
@@ -117,6 +118,12 @@ class AudioOptions:
     #: is a word rather than a blur of its timings) or "absolute" (frame by frame from the
     #: start; runs saved before the option load with it)
     clip_time: str = "stretched"
+    #: speech model: where the shared expert (audio -> image/text) and the clip head (text/image ->
+    #: audio) begin reading a clip: "speech" (150 ms before its first voiced frame, so the
+    #: silence a recording or a synthesiser leaves before the word does not move it in the
+    #: window) or "file" (the file's first frame; runs saved before the option load with it).
+    #: The frame path (reconstruction, conversion, matching) keeps the whole file either way.
+    clip_start: str = "speech"
     griffin_lim_iters: int = _FEATURES.griffin_lim_iters
     inverse_mel_iters: int = _FEATURES.inverse_mel_iters
 
@@ -182,6 +189,8 @@ class AudioOptions:
         need(self.pitch_tracker in PITCH_TRACKERS,
              f"pitch_tracker must be one of {', '.join(PITCH_TRACKERS)}, got {self.pitch_tracker!r}")
         need(self.clip_time in CLIP_TIMES, f"clip_time must be one of {', '.join(CLIP_TIMES)}, got {self.clip_time!r}")
+        need(self.clip_start in CLIP_STARTS,
+             f"clip_start must be one of {', '.join(CLIP_STARTS)}, got {self.clip_start!r}")
         need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
@@ -408,7 +417,7 @@ class AudioModality(SoundModality):
         if not state:
             return
         if "options" in state:
-            saved = {"pitch_tracker": "yin", "clip_time": "absolute",    # saved before the options
+            saved = {"pitch_tracker": "yin", "clip_time": "absolute", "clip_start": "file",  # saved before the options
                      **state["options"]}
             self._configure(AudioOptions.from_dict({**dataclasses.asdict(self.opts), **saved}))
         self.normalizer = Normalizer.from_json(state["normalization"])
@@ -441,7 +450,7 @@ class AudioModality(SoundModality):
     def speech_shape(self) -> SpeechShape:
         o = self.opts
         return SpeechShape(o.n_mels, self.shape[1], o.content_dim, o.private_dim, o.width, o.hidden, o.kernel,
-                           o.blocks, o.depth, o.stride, o.clip_time == "stretched")
+                           o.blocks, o.depth, o.stride, o.clip_time == "stretched", o.clip_start == "speech")
 
     def _content_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the speech model's content networks read: the envelope projection, and the

@@ -69,6 +69,9 @@ class SpeechShape:
     #: the clip head lays each clip over the whole window (:func:`stretched`), its length a
     #: channel of its own; False: frame by frame from the window's start (runs saved before it)
     stretch: bool = False
+    #: the shared expert and the clip head read each clip from where its speech starts
+    #: (:func:`from_speech_start`); False: from the file's start (runs saved before it)
+    from_speech: bool = False
 
     @property
     def channels(self) -> int:
@@ -105,12 +108,15 @@ class SpeechEncoder(nn.Module):
         s = shape
         self.n_mels = s.n_mels
         self.stride = s.stride
+        self.from_speech = s.from_speech
         self.content = ContentNet(s.n_mels, s.content_dim, s.width, s.kernel, s.blocks, envelope, warps, s.stride)
         self.clip = ClipExpert(s.content_dim + 3, s.frames // s.stride, latent_dim, s.width, s.hidden, s.depth)
         self.voice = VoiceNet(s.n_mels + 2, s.voice_dim, s.width, s.kernel, max(1, s.blocks - 1), s.stride) \
             if s.voice_dim else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.from_speech:
+            x = from_speech_start(x, self.n_mels)
         spec, f0, voiced, inside = split(x, self.n_mels)
         mu_c, _ = self.content(spec, inside)
         pitch = torch.stack([intonation(f0, voiced, inside), voiced, inside], 1)[..., ::self.stride]
@@ -173,6 +179,8 @@ class SpeechDecoder(nn.Module):
         if not self.shape.stretch:
             return x
         n, t = self.shape.n_mels, x.shape[-1]
+        if self.shape.from_speech:
+            x = from_speech_start(x, n)
         length = frames_up_to_end(x[:, n + 2]).clamp_min(1)
         share = (length.to(x.dtype) / t)[:, None, None].expand(-1, 1, t)
         return torch.cat([stretched(x[:, :n + 2], length), share], 1)
@@ -200,6 +208,32 @@ class SpeechDecoder(nn.Module):
         f0 = level[:, None] + spread[:, None] * tone
         spec = self.render(c, tone, voiced, f0, w, inside)
         return torch.cat([spec * inside[:, None], (f0 * inside)[:, None], voiced[:, None], inside[:, None]], 1)
+
+
+#: frames of lead-in kept before a clip's first voiced frame (10 ms each: a fricative or a
+#: plosive's burst before the voicing)
+LEAD_IN = 15
+
+
+def speech_start(voiced: torch.Tensor, inside: torch.Tensor, lead_in: int = LEAD_IN) -> torch.Tensor:
+    """``(B,)``: where each clip's speech starts: ``lead_in`` frames before its first voiced frame
+    (0 when that is sooner, or when no frame is voiced)."""
+    t = voiced.shape[-1]
+    positions = torch.arange(t, device=voiced.device)
+    first = torch.where((voiced > 0.5) & (inside > 0.5), positions, t).amin(-1)
+    return torch.where(first < t, (first - lead_in).clamp_min(0), torch.zeros_like(first))
+
+
+def from_speech_start(x: torch.Tensor, n_mels: int) -> torch.Tensor:
+    """Clips ``(B, channels, T)`` moved earlier so that each begins where its speech does
+    (:func:`speech_start`): the silence a recording (or a synthesiser) leaves before the first
+    word does not move the word in the window. The freed frames at the end are outside the clip
+    (zeros, the inside channel too)."""
+    t = x.shape[-1]
+    start = speech_start(x[:, n_mels + 1], x[:, n_mels + 2])
+    source = torch.arange(t, device=x.device)[None] + start[:, None]                        # (B, T)
+    moved = x.gather(-1, source.clamp_max(t - 1)[:, None, :].expand(-1, x.shape[1], -1))
+    return moved * (source < t)[:, None, :].to(x.dtype)
 
 
 def frames_up_to_end(inside: torch.Tensor) -> torch.Tensor:
