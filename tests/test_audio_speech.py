@@ -209,9 +209,11 @@ def test_envelope_projection_and_warps():
     assert int((bank[4] @ peak).argmax()) > 20 > int((bank[0] @ peak).argmax())   # formants move up / down
 
 
-def test_excitation_rendering_keeps_the_pitch_contour():
-    """The excitation renderer imposes the decoded F0: a gliding tone's rendering has the glide."""
-    mod = AudioModality(n_mels=64, renderer="excitation")
+@pytest.mark.parametrize("renderer", ["excitation", "split"])
+def test_excitation_rendering_keeps_the_pitch_contour(renderer):
+    """The excitation renderer (and the split one, excitation below 600 Hz) imposes the decoded
+    F0: a gliding tone's rendering has the glide."""
+    mod = AudioModality(n_mels=64, renderer=renderer)
     t = np.arange(SR) / SR
     f0 = 120 + 80 * t                                   # 120 -> 200 Hz over a second
     phase = 2 * np.pi * np.cumsum(f0) / SR
@@ -225,6 +227,34 @@ def test_excitation_rendering_keeps_the_pitch_contour():
     expected = 120 + 80 * frames[keep]
     assert keep.sum() > 50
     assert np.median(np.abs(track[0].numpy()[keep] / expected - 1)) < 0.02
+
+
+def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
+    """excitation_below joins the two renderings in the STFT: away from the cross-fade, each band's
+    magnitude is the one of the renderer it comes from."""
+    mod = AudioModality(n_mels=64)
+    t = np.arange(SR) / SR
+    phase = 2 * np.pi * np.cumsum(140 + 40 * t) / SR
+    voice = (0.3 * sum(np.sin(k * phase) / k for k in range(1, 30))).astype(np.float32)
+    mod.fit([voice, harmonic(150, 1.0)])
+    x = mod.preprocess([voice])
+    spec, f0, voiced, inside = split(x, 64)
+    log_mel = mod._normalizer().invert(spec)
+    linear = mod.features.mel_to_linear(log_mel.exp())
+    hz = (f0 * mod.pitch_stats.std + mod.pitch_stats.mean).exp()
+    sounding = (voiced > 0.5) & (inside > 0.5)
+    feats = mod.features
+    bands = {name: feats.magnitude(wave) for name, wave in (
+        ("split", feats.excitation_below(linear, hz, sounding, 600.0)),
+        ("excitation", feats.excitation(linear, hz, sounding)),
+        ("griffin-lim", feats.griffin_lim(linear)))}
+    bin_hz = SR / feats.config.n_fft
+    low, high = slice(1, int(450 / bin_hz)), slice(int(800 / bin_hz), None)
+
+    def gap(a, b, band):
+        return float((bands[a][:, band] - bands[b][:, band]).norm() / bands[b][:, band].norm())
+    assert gap("split", "griffin-lim", high) < 0.05 < 0.2 < gap("split", "griffin-lim", low)
+    assert gap("split", "excitation", low) < 0.05 < 0.2 < gap("split", "excitation", high)
 
 
 def test_pitch_track_in_chunks_equals_all_at_once(monkeypatch):

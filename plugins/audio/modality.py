@@ -42,7 +42,7 @@ _LOADING, _FEATURES = LoadingConfig(), SpectrogramConfig()
 MODELS = ("speech", "clip")
 #: real clips `evaluate` sends through Griffin-Lim and back for its playback-quality figure
 PLAYBACK_CLIPS = 32
-RENDERERS = ("griffin-lim", "excitation")
+RENDERERS = ("griffin-lim", "excitation", "split")
 PITCH_TRACKERS = ("harvest", "yin")
 CLIP_TIMES = ("stretched", "absolute")
 CLIP_STARTS = ("speech", "file")
@@ -107,6 +107,8 @@ class AudioOptions:
     #: synthesis: a pulse train at the decoded pitch shaped by the decoded magnitude, so the
     #: pitch contour is kept exactly, a little less of the voice)
     renderer: str = "griffin-lim"
+    #: speech model, renderer "split": the excitation synthesis below this frequency, Griffin-Lim above
+    split_hz: float = 600.0
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
     #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
@@ -192,6 +194,7 @@ class AudioOptions:
         need(self.clip_start in CLIP_STARTS,
              f"clip_start must be one of {', '.join(CLIP_STARTS)}, got {self.clip_start!r}")
         need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
+        need(self.split_hz > 0, f"split_hz must be positive, got {self.split_hz}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
@@ -538,10 +541,14 @@ class AudioModality(SoundModality):
             log_mel = torch.where(inside[:, None] > 0.5, log_mel, torch.full_like(log_mel, floor))
         else:
             log_mel = self._normalizer().invert(x).clamp(floor, 20.0)
-        if self.speech and self.opts.renderer == "excitation":
+        if self.speech and self.opts.renderer in ("excitation", "split"):
             hz = (f0 * self.pitch_stats.std + self.pitch_stats.mean).clamp(-5.0, 9.0).exp()
             linear = self.features.mel_to_linear(log_mel.exp())
-            wave = self.features.excitation(linear, hz, (voiced > 0.5) & (inside > 0.5))
+            sounding = (voiced > 0.5) & (inside > 0.5)
+            if self.opts.renderer == "excitation":
+                wave = self.features.excitation(linear, hz, sounding)
+            else:
+                wave = self.features.excitation_below(linear, hz, sounding, self.opts.split_hz, n_iter)
         else:
             wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:

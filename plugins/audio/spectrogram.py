@@ -34,6 +34,10 @@ def resample_time(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return x.gather(-1, lo[:, None].expand(*expand)) * (1 - frac) + x.gather(-1, hi[:, None].expand(*expand)) * frac
 
 
+#: width of the cross-fade between the excitation and Griffin-Lim bands of :meth:`MelFeatures.excitation_below`
+CROSSOVER_HZ = 100.0
+
+
 @dataclass(frozen=True)
 class SpectrogramConfig:
     """Shape-defining parameters of the features (all travel in the run's config)."""
@@ -206,6 +210,23 @@ class MelFeatures:
         energy = magnitude.pow(2).sum(-1, keepdim=True)
         shaped = shaped * (energy / shaped.abs().pow(2).sum(-1, keepdim=True).clamp_min(1e-20)).sqrt()
         return self._istft(torch.view_as_real(shaped), window)[..., :c.num_samples]
+
+    def excitation_below(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor, cutoff_hz: float,
+                         n_iter: int | None = None) -> torch.Tensor:
+        """Waveforms ``(N, num_samples)``: the :meth:`excitation` synthesis below ``cutoff_hz`` and
+        :meth:`griffin_lim` above it, joined in the STFT with a linear cross-fade one
+        :data:`CROSSOVER_HZ` wide centred on the cutoff. The low band carries the fundamental and
+        the first harmonics at the decoded pitch (what pitch trackers follow), the band above it
+        Griffin-Lim's rendering of the formants (what a listener knows a voice by)."""
+        c = self.config
+        window, _, _ = self._tables(linear.device)
+        waves = torch.cat([self.excitation(linear, f0_hz, voiced), self.griffin_lim(linear, n_iter)])
+        waves = torch.nn.functional.pad(waves, (0, c.padded_samples - waves.shape[-1]))
+        low, high = self._stft(waves, window).chunk(2)                                    # (N, T, F) each
+        hz = torch.arange(c.n_freqs, device=linear.device, dtype=torch.float32) * (c.sample_rate / c.n_fft)
+        share = ((cutoff_hz + CROSSOVER_HZ / 2 - hz) / CROSSOVER_HZ).clamp(0.0, 1.0)     # 1 below, 0 above
+        merged = high + (low - high) * share
+        return self._istft(torch.view_as_real(merged), window)[..., :c.num_samples]
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""
