@@ -70,10 +70,7 @@ def test_kill_9_then_resume_ends_with_the_same_weights(data, tmp_path):
     victim = tmp_path / "victim"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([str(BIN), *_args(victim, manifest, config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            # a shell that starts jobs in the background hands them SIGINT ignored,
-                            # which Python keeps: the child gets Ctrl-C's default, as at a terminal
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _metric_lines(victim) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -225,7 +222,10 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume_which_needs_no_data(data, t
     # enough epochs that the run cannot finish between its first epoch and the signal
     epochs = 40
     proc = subprocess.Popen([str(BIN), *_args(run, manifest, config, epochs)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            # a shell that starts jobs in the background hands them SIGINT ignored,
+                            # which Python keeps: the child gets Ctrl-C's default, as at a terminal
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while _metric_lines(run) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
