@@ -298,12 +298,14 @@ class Run:
 
     # -- paths --
     def interpolate(self, a, b, steps: int = 8, *, path: str = "linear", content: str | None = None,
-                    out: str | Path | None = None) -> Interpolation:
+                    spacing: str = "even", out: str | Path | None = None) -> Interpolation:
         """Walk the latent space from ``a`` to ``b`` and decode every step.
 
         Two images (paths or PIL images) interpolate images; singer names or audio files
         interpolate the voice while the content stays (``content="text=seven"``, as the CLI's
-        ``--content``). With ``out`` the steps, a strip and ``path.json`` are written there.
+        ``--content``); their steps are spaced evenly in how far the voice has moved, as the run
+        hears it (``spacing="even"``), or evenly in alpha (``"alpha"``). With ``out`` the steps, a
+        strip and ``path.json`` are written there.
         """
         from .interpolation import interpolate_images
 
@@ -317,7 +319,7 @@ class Run:
         with tempfile.TemporaryDirectory(prefix="polyvae-interpolation-") as tmp:
             folder = Path(out) if out is not None else Path(tmp)
             files = interpolate_voices(self._run, str(a), str(b), steps, folder, kind=path, content=content,
-                                       device=self.device)
+                                       device=self.device, spacing=spacing)
             record = _read_json(files[-1])
             values = [_read_audio(f) for f in files if f.suffix == ".wav"]
         from .voice import warn_all

@@ -71,11 +71,11 @@ def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_ru
 def test_interpolate_between_two_singers(voice_run):
     out = voice_run / "path"
     r = polyvae("interpolate", voice_run / "run", "--from", "bass_boris", "--to", "soprano_sofia", "--steps", "5",
-                "--content", "text=seven", "--out", out)
+                "--content", "text=seven", "--spacing", "alpha", "--out", out)
     assert r.code == 0, r.err
     record = json.loads((out / "path.json").read_text())
     singers = json.loads((voice_run / "run" / SINGERS_FILE).read_text())["singers"]
-    assert record["alpha"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert record["alpha"] == [0.0, 0.25, 0.5, 0.75, 1.0] and record["spacing"] == "alpha"
     assert record["voice_latents"][0] == singers["bass_boris"]["embedding"]          # exactly A
     assert record["voice_latents"][-1] == singers["soprano_sofia"]["embedding"]      # exactly B
     assert record["latent_distance_to_from"][0] == 0.0 and record["latent_distance_to_to"][-1] == 0.0
@@ -99,6 +99,13 @@ def test_spherical_path_and_an_audio_file_as_one_end(voice_run):
     assert record["voice_latents"][-1] == singers["child_kai"]["embedding"]
     assert record["content"] == f"audio={clip}"                   # content from the given clip
     assert record["path"] == "spherical" and len(record["files"]) == 3
+    # the default spacing: three of the fine grid's candidates (0, 1/6, ..., 1), the ends kept,
+    # the middle one where the run's own encoder hears the voice about half way
+    assert record["spacing"] == "even"
+    alpha, progress = record["alpha"], record["voice_progress"]
+    assert alpha[0] == 0.0 and alpha[-1] == 1.0 and 0.0 < alpha[1] < 1.0
+    assert round(alpha[1] * 6, 4) == round(alpha[1] * 6)
+    assert len(progress) == 3 and progress[0] < 0.5 < progress[-1]
 
 
 def test_voice_match_ranks_every_singer(voice_run):

@@ -29,10 +29,11 @@ from polyvae.core.sound import FrameBank
 from polyvae.pipelines.generation import given_batch
 from polyvae.pipelines.interpolation import alphas, path_between
 
-from .encoding import convert, decode_audio, read_recording, reencode_files, render
+from .encoding import convert, decode_audio, encode_voice, read_recording, reencode_files, render
 from .frames import bank_of, frame_keys, nearest_frames
 from .frames import toward as toward_frames
 from .singers import SingerTable, load_table, voice_modality
+from .spacing import SPACINGS, even_steps, fine_grid, voice_progress
 
 
 @dataclass
@@ -58,8 +59,6 @@ def resolve_voice(run: LoadedRun, table: SingerTable, spec: str, device="cpu") -
     if not path.exists():
         raise UsageError(f"'{spec}' is neither a singer of this run nor an existing audio file; "
                          f"singers: {', '.join(table.names)}")
-    from .encoding import encode_voice
-
     rec = read_recording(run, table.modality, path)
     w = encode_voice(run, table.modality, rec.windows, device).mean(0)
     mod = run.modalities[table.modality]
@@ -114,16 +113,14 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-@torch.no_grad()
-def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out_dir: Path,
-                       kind: str = "linear", content: str | None = None, device="cpu") -> list[Path]:
-    """Write ``step_00.wav`` .. ``step_<steps-1>.wav``, ``strip.png`` and ``path.json``; returns them."""
-    modality = voice_modality(run.model)
-    run.model.to(device).eval()
-    table = load_table(run, device)
-    a, b = resolve_voice(run, table, source, device), resolve_voice(run, table, target, device)
-    z, clip, content_label = content_of(run, modality, content, [a, b], device)
-    t = alphas(steps)
+def decoded_path(run: LoadedRun, modality: str, table: SingerTable, a: VoiceEndpoint, b: VoiceEndpoint,
+                 t: torch.Tensor, kind: str, z: torch.Tensor | None, clip: torch.Tensor | None,
+                 device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The voice latents ``(len(t), P)`` at alphas ``t`` and the decoded steps ``(len(t), *shape)``:
+    the recording ``clip`` converted (its frames moved toward A's and B's nearest frames when the
+    model keeps frame codes), or else the shared latent ``z`` decoded; the spectral profile set
+    to ``(1 - alpha) A's + alpha B's`` where the modality has one."""
+    steps = len(t)
     voices = voice_path(table, a.w, b.w, t.to(device), kind)                   # (K, P)
     mod = run.modalities[modality]
     if clip is not None:       # a recording: its words and timing kept, the voice moved (conversion)
@@ -138,6 +135,32 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     if a.profile is not None and b.profile is not None:     # the timbre moves with alpha, step by step
         x = torch.cat([mod.with_profile(x[k:k + 1], a.profile + float(t[k]) * (b.profile - a.profile))
                        for k in range(steps)])
+    return voices, x
+
+
+@torch.no_grad()
+def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out_dir: Path,
+                       kind: str = "linear", content: str | None = None, device="cpu",
+                       spacing: str = "even") -> list[Path]:
+    """Write ``step_00.wav`` .. ``step_<steps-1>.wav``, ``strip.png`` and ``path.json``; returns them.
+    ``spacing`` ``"even"`` places the steps evenly in voice progress as the run hears it,
+    ``"alpha"`` evenly in alpha (:mod:`.spacing`)."""
+    if spacing not in SPACINGS:
+        raise UsageError(f"--spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+    modality = voice_modality(run.model)
+    run.model.to(device).eval()
+    table = load_table(run, device)
+    a, b = resolve_voice(run, table, source, device), resolve_voice(run, table, target, device)
+    z, clip, content_label = content_of(run, modality, content, [a, b], device)
+    t = alphas(steps)                                        # (says so when steps < 2)
+    if spacing == "even":                                    # candidates; `steps` of them are kept
+        t = fine_grid(steps)
+    voices, x = decoded_path(run, modality, table, a, b, t, kind, z, clip, device)
+    progress = voice_progress(*(table.distance(encode_voice(run, modality, x, device), end.w.view(1, -1))
+                                for end in (a, b)))
+    if spacing == "even":
+        keep = even_steps(progress.tolist(), steps)
+        t, voices, x, progress = t[keep], voices[keep], x[keep], progress[keep]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / f"step_{k:02d}.wav" for k in range(steps)]
@@ -149,7 +172,8 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
     strip = out_dir / "strip.png"
     spectrogram_strip(run.modalities[modality].to_values(x.cpu()), strip, [f"{v:.2f}" for v in alpha])
     record = {
-        "from": a.label, "to": b.label, "path": kind, "content": content_label, "alpha": alpha,
+        "from": a.label, "to": b.label, "path": kind, "spacing": spacing, "content": content_label, "alpha": alpha,
+        "voice_progress": [round(float(v), 6) for v in progress],
         "voice_distance_to_from": [round(v, 6) for v in to_a],
         "voice_distance_to_to": [round(v, 6) for v in to_b],
         "spearman_alpha_distance_to_from": spearman(alpha, to_a),
@@ -158,7 +182,8 @@ def interpolate_voices(run: LoadedRun, source: str, target: str, steps: int, out
         "latent_distance_to_to": [round(float(v), 6) for v in table.distance(voices, b.w.view(1, -1))],
         "voice_latents": [[float(v) for v in row] for row in voices.cpu()],
         "distance": "RMS of the voice-latent difference in units of the within-singer spread "
-                    "(singers.json); voice_distance_* re-encode the written WAV files",
+                    "(singers.json); voice_distance_* re-encode the written WAV files; voice_progress "
+                    "(d_A / (d_A + d_B)) re-encodes the decoded spectrograms, before rendering",
         "files": [f.name for f in files],
     }
     record["warnings"] = path_warnings(record, a.label, b.label)
