@@ -13,7 +13,8 @@ are always alpha 0 and 1.
 Measured on real voices (benchmarks/voice_real.py, 28 pairs, one set of weights, an independent
 speaker encoder as the judge): the run's own progress follows the judge's similarity to B with a
 median Spearman of 0.98 along the fine grid; paths whose steps the judge hears moving steadily
-toward B (Spearman >= 0.9) went from 24 to 26 of 28 with even spacing.
+toward B (Spearman >= 0.9) went from 24 to 26 of 28 with even spacing, and in the reverse
+directions from 21 to 22 of 28. It cannot mend a path whose voice first moves away from B.
 """
 from __future__ import annotations
 
