@@ -128,7 +128,7 @@ def decoded_path(run: LoadedRun, modality: str, table: SingerTable, a: VoiceEndp
         codes = frame_keys(run.model, modality, clip, device) if a.frames is not None and b.frames is not None else None
         if codes is not None:  # each step's frames part of the way to A's and B's frames saying the same
             near_a, near_b = nearest_frames(a.frames, codes), nearest_frames(b.frames, codes)
-            goals = torch.cat([near_a + float(t[k]) * (near_b - near_a) for k in range(steps)])
+            goals = near_a + t.to(near_a.device, near_a.dtype).view(-1, 1, 1) * (near_b - near_a)   # (K, T, F)
             x = toward_frames(mod, x, goals)
     else:
         x = decode_audio(run, modality, z.view(1, -1).expand(steps, -1), voices)
