@@ -78,7 +78,9 @@ def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: 
             reuse: bool = False, extra: dict | None = None, tag: str = "") -> dict:
     import polyvae
 
-    config = {**(extra or {}), "modality_options": {"audio": {"model": model}}}     # as voice_real.py: the model is the run's own
+    extra = extra or {}
+    options = extra.get("modality_options", {})
+    config = {**extra, "modality_options": {**options, "audio": {**options.get("audio", {}), "model": model}}}
     t = time.perf_counter()
     folder = out / f"run_{model}{tag}"
     if reuse and (folder / "model.safetensors").exists():
