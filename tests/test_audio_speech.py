@@ -255,6 +255,20 @@ def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
         return float((bands[a][:, band] - bands[b][:, band]).norm() / bands[b][:, band].norm())
     assert gap("split", "griffin-lim", high) < 0.05 < 0.2 < gap("split", "griffin-lim", low)
     assert gap("split", "excitation", low) < 0.05 < 0.2 < gap("split", "excitation", high)
+    # a share of the low band: each bin there is that share of the excitation's STFT and the rest
+    # Griffin-Lim's (share 0: Griffin-Lim alone)
+    window = feats._tables(linear.device)[0]
+    stft = {name: feats._stft(wave, window) for name, wave in (
+        ("0.6", feats.excitation_below(linear, hz, sounding, 600.0, share=0.6)),
+        ("0", feats.excitation_below(linear, hz, sounding, 600.0, share=0.0)),
+        ("excitation", feats.excitation(linear, hz, sounding)), ("griffin-lim", feats.griffin_lim(linear)))}
+    mixed = stft["griffin-lim"] + 0.6 * (stft["excitation"] - stft["griffin-lim"])
+
+    def off(a, b, band):
+        return float((a[..., band] - b[..., band]).abs().norm() / b[..., band].abs().norm())
+    assert off(stft["0.6"], mixed, low) < 0.05 and off(stft["0.6"], stft["griffin-lim"], high) < 0.05
+    assert off(stft["0"], stft["griffin-lim"], slice(1, None)) < 0.05
+    assert min(off(stft["0.6"], stft[k], low) for k in ("excitation", "griffin-lim")) > 0.2
 
 
 def test_pitch_track_in_chunks_equals_all_at_once(monkeypatch):

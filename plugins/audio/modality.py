@@ -109,6 +109,9 @@ class AudioOptions:
     renderer: str = "griffin-lim"
     #: speech model, renderer "split": the excitation synthesis below this frequency, Griffin-Lim above
     split_hz: float = 600.0
+    #: speech model, renderer "split": the share of the band below ``split_hz`` the excitation
+    #: takes (the rest stays Griffin-Lim's; 1: the excitation alone)
+    split_share: float = 1.0
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
     #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
@@ -195,6 +198,7 @@ class AudioOptions:
              f"clip_start must be one of {', '.join(CLIP_STARTS)}, got {self.clip_start!r}")
         need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         need(self.split_hz > 0, f"split_hz must be positive, got {self.split_hz}")
+        need(0.0 <= self.split_share <= 1.0, f"split_share must be between 0 and 1, got {self.split_share}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
@@ -548,7 +552,8 @@ class AudioModality(SoundModality):
             if self.opts.renderer == "excitation":
                 wave = self.features.excitation(linear, hz, sounding)
             else:
-                wave = self.features.excitation_below(linear, hz, sounding, self.opts.split_hz, n_iter)
+                wave = self.features.excitation_below(linear, hz, sounding, self.opts.split_hz, n_iter,
+                                                      self.opts.split_share)
         else:
             wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:

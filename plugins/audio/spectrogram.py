@@ -212,20 +212,22 @@ class MelFeatures:
         return self._istft(torch.view_as_real(shaped), window)[..., :c.num_samples]
 
     def excitation_below(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor, cutoff_hz: float,
-                         n_iter: int | None = None) -> torch.Tensor:
+                         n_iter: int | None = None, share: float = 1.0) -> torch.Tensor:
         """Waveforms ``(N, num_samples)``: the :meth:`excitation` synthesis below ``cutoff_hz`` and
         :meth:`griffin_lim` above it, joined in the STFT with a linear cross-fade one
-        :data:`CROSSOVER_HZ` wide centred on the cutoff. The low band carries the fundamental and
-        the first harmonics at the decoded pitch (what pitch trackers follow), the band above it
-        Griffin-Lim's rendering of the formants (what a listener knows a voice by)."""
+        :data:`CROSSOVER_HZ` wide centred on the cutoff; below it the excitation's STFT takes
+        ``share`` of each bin and Griffin-Lim's the rest (1: the excitation alone). The low band
+        carries the fundamental and the first harmonics at the decoded pitch (what pitch trackers
+        follow), the band above it Griffin-Lim's rendering of the formants (what a listener knows
+        a voice by)."""
         c = self.config
         window, _, _ = self._tables(linear.device)
         waves = torch.cat([self.excitation(linear, f0_hz, voiced), self.griffin_lim(linear, n_iter)])
         waves = torch.nn.functional.pad(waves, (0, c.padded_samples - waves.shape[-1]))
         low, high = self._stft(waves, window).chunk(2)                                    # (N, T, F) each
         hz = torch.arange(c.n_freqs, device=linear.device, dtype=torch.float32) * (c.sample_rate / c.n_fft)
-        share = ((cutoff_hz + CROSSOVER_HZ / 2 - hz) / CROSSOVER_HZ).clamp(0.0, 1.0)     # 1 below, 0 above
-        merged = high + (low - high) * share
+        fade = share * ((cutoff_hz + CROSSOVER_HZ / 2 - hz) / CROSSOVER_HZ).clamp(0.0, 1.0)    # share below, 0 above
+        merged = high + (low - high) * fade
         return self._istft(torch.view_as_real(merged), window)[..., :c.num_samples]
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
