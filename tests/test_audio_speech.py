@@ -209,6 +209,17 @@ def test_envelope_projection_and_warps():
     assert int((bank[4] @ peak).argmax()) > 20 > int((bank[0] @ peak).argmax())   # formants move up / down
 
 
+def test_the_pulse_train_is_the_sum_of_its_harmonics_under_nyquist():
+    from polyvae.plugins.audio.spectrogram import pulse_train
+    hz = torch.cat([torch.linspace(40, 500, 4000), torch.full((2000,), 100.0), torch.linspace(9000, 30, 200)])
+    hz = torch.stack([hz, hz.flip(-1)])
+    phase = 2 * math.pi * torch.cumsum(hz.double() / SR, dim=-1).remainder(1.0)
+    expected = sum(torch.where(k * hz.double() < SR / 2, torch.cos(k * phase), torch.zeros_like(phase)) for k in range(1, 81))
+    torch.testing.assert_close(pulse_train(hz, SR).double(), expected, atol=1e-3, rtol=0)
+    # one period is 160 samples at 100 Hz: there the phase is 0 and the 79 harmonics under 8 kHz add up
+    assert float(pulse_train(torch.full((1, 320), 100.0), SR)[0, 159]) == pytest.approx(79.0, abs=1e-4)
+
+
 @pytest.mark.parametrize("renderer", ["excitation", "split"])
 def test_excitation_rendering_keeps_the_pitch_contour(renderer):
     """The excitation renderer (and the split one, excitation below 600 Hz) imposes the decoded

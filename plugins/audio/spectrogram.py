@@ -76,6 +76,25 @@ class SpectrogramConfig:
         return (self.n_mels, self.num_frames)
 
 
+#: most harmonics in the excitation's pulse train
+MAX_HARMONICS = 80
+
+
+def pulse_train(hz: torch.Tensor, sample_rate: int, max_harmonics: int = MAX_HARMONICS) -> torch.Tensor:
+    """A band-limited pulse train at the per-sample frequency ``hz`` ``(N, samples)`` (float32):
+    ``sum_{k=1..K} cos(k phase)`` with every harmonic under Nyquist (``K`` per sample, at most
+    ``max_harmonics``), in closed form (the Dirichlet kernel ``sin((K + 1/2) phase) / (2 sin(phase
+    / 2)) - 1/2``, its limit ``K`` where ``sin(phase / 2)`` vanishes) rather than one cosine per
+    harmonic."""
+    hz = hz.double()
+    phase = 2 * math.pi * torch.cumsum(hz / sample_rate, dim=-1).remainder(1.0)
+    count = (torch.ceil((sample_rate / 2) / hz.clamp_min(1e-6)) - 1).clamp(0, max_harmonics)
+    half = torch.sin(phase / 2)
+    small = half.abs() < 1e-9
+    kernel = torch.sin((count + 0.5) * phase) / (2 * torch.where(small, torch.ones_like(half), half)) - 0.5
+    return torch.where(small, count, kernel).float()
+
+
 class MelFeatures:
     """Waveforms ``(N, samples)`` <-> log-mel ``(N, n_mels, frames)``, on any device."""
 
@@ -191,11 +210,7 @@ class MelFeatures:
                                             position[None].expand(n, -1)).unbind(1)
         is_voiced = voicing > 0.5
         per_sample = torch.where(is_voiced, per_sample.clamp_min(40.0), torch.full_like(per_sample, 100.0))
-        phase = 2 * math.pi * torch.cumsum(per_sample.double() / c.sample_rate, dim=-1).remainder(1.0).float()
-        pulses = torch.zeros_like(phase)
-        for k in range(1, min(int(c.sample_rate / 2 / 40.0), 80) + 1):          # harmonics under Nyquist only
-            pulses = pulses + torch.where(k * per_sample < c.sample_rate / 2, torch.cos(k * phase),
-                                          torch.zeros_like(phase))
+        pulses = pulse_train(per_sample, c.sample_rate)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         noise = torch.randn(n, samples, generator=generator).to(linear.device)
         source = self._stft(torch.where(is_voiced, pulses, noise), window)                  # (N, T, F)
