@@ -103,9 +103,10 @@ class AudioOptions:
     envelope_coefficients: int = 24
     formant_warp: float = 0.2
     #: speech model: how frames become sound: "griffin-lim" (phase recovered from the
-    #: magnitude: the voice the ear recognises best) or "excitation" (a source-filter
+    #: magnitude: the voice the ear recognises best), "excitation" (a source-filter
     #: synthesis: a pulse train at the decoded pitch shaped by the decoded magnitude, so the
-    #: pitch contour is kept exactly, a little less of the voice)
+    #: pitch contour is kept exactly, a little less of the voice) or "split" (that synthesis
+    #: below ``split_hz``, taking ``split_share`` of each bin there, Griffin-Lim for the rest)
     renderer: str = "griffin-lim"
     #: speech model, renderer "split": the excitation synthesis below this frequency, Griffin-Lim above
     split_hz: float = 600.0
