@@ -255,10 +255,11 @@ def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
     hz = (f0 * mod.pitch_stats.std + mod.pitch_stats.mean).exp()
     sounding = (voiced > 0.5) & (inside > 0.5)
     feats = mod.features
-    bands = {name: feats.magnitude(wave) for name, wave in (
-        ("split", feats.excitation_below(linear, hz, sounding, 600.0)),
-        ("excitation", feats.excitation(linear, hz, sounding)),
-        ("griffin-lim", feats.griffin_lim(linear)))}
+    waves = {"split": feats.excitation_below(linear, hz, sounding, 600.0),
+             "0.6": feats.excitation_below(linear, hz, sounding, 600.0, share=0.6),
+             "0": feats.excitation_below(linear, hz, sounding, 600.0, share=0.0),
+             "excitation": feats.excitation(linear, hz, sounding), "griffin-lim": feats.griffin_lim(linear)}
+    bands = {name: feats.magnitude(wave) for name, wave in waves.items()}
     bin_hz = SR / feats.config.n_fft
     low, high = slice(1, int(450 / bin_hz)), slice(int(800 / bin_hz), None)
 
@@ -269,10 +270,7 @@ def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
     # a share of the low band: each bin there is that share of the excitation's STFT and the rest
     # Griffin-Lim's (share 0: Griffin-Lim alone)
     window = feats._tables(linear.device)[0]
-    stft = {name: feats._stft(wave, window) for name, wave in (
-        ("0.6", feats.excitation_below(linear, hz, sounding, 600.0, share=0.6)),
-        ("0", feats.excitation_below(linear, hz, sounding, 600.0, share=0.0)),
-        ("excitation", feats.excitation(linear, hz, sounding)), ("griffin-lim", feats.griffin_lim(linear)))}
+    stft = {name: feats._stft(wave, window) for name, wave in waves.items()}
     mixed = stft["griffin-lim"] + 0.6 * (stft["excitation"] - stft["griffin-lim"])
 
     def off(a, b, band):

@@ -88,9 +88,10 @@ def pulse_train(hz: torch.Tensor, sample_rate: int, max_harmonics: int = MAX_HAR
     harmonic."""
     # the running phase in float64 (a float32 sum over seconds of samples drifts), then in
     # (-pi, pi] (the kernel is even; near 0 float32 keeps the small sin(phase / 2) exact), float32
-    cycles = torch.cumsum(hz.double() / sample_rate, dim=-1)
+    hz = hz.double()
+    cycles = torch.cumsum(hz / sample_rate, dim=-1)
     phase = (2 * math.pi * (cycles - cycles.round())).float()
-    count = (torch.ceil((sample_rate / 2) / hz.double().clamp_min(1e-6)) - 1).clamp_(0, max_harmonics).float()
+    count = (torch.ceil((sample_rate / 2) / hz.clamp_min(1e-6)) - 1).clamp_(0, max_harmonics).float()
     half = torch.sin(phase / 2)
     small = half.abs() < 1e-12
     kernel = torch.sin((count + 0.5) * phase).div_(2 * torch.where(small, torch.ones_like(half), half)).sub_(0.5)
