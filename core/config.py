@@ -64,6 +64,11 @@ class TrainConfig:
     #: AVX512-BF16 or AMX: same loss curve, ~1.2-1.3x faster steps); "bf16" forces it; "off"
     autocast: str = "auto"
     compile: bool = False
+    #: the ``torch.compile`` backend with ``compile``: "inductor" (generated kernels: the fast
+    #: one; on CPU it needs a C++ compiler), "aot_eager" (traced forward and backward run by
+    #: eager kernels: no compiler needed, a quick check that a model traces) or any other
+    #: backend torch lists (``torch._dynamo.list_backends()``)
+    compile_backend: str = "inductor"
     grad_clip: float = 10.0
     #: learning-rate schedule over the epochs: "constant" or "cosine" (to 0 at the last epoch)
     lr_schedule: str = "constant"

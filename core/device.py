@@ -83,10 +83,17 @@ def cpp_compiler() -> str | None:
     return None
 
 
-def check_compile_possible(device: torch.device) -> None:
-    """``--compile`` on CPU generates C++: say so in one line when no compiler is installed,
-    rather than failing deep inside the first training step."""
-    if device.type == "cpu" and cpp_compiler() is None:
+def check_compile_possible(device: torch.device, backend: str = "inductor") -> None:
+    """``--compile`` with an unknown backend, or with inductor on CPU (which generates C++)
+    and no compiler installed: say so in one line, rather than failing deep inside the first
+    training step."""
+    from torch._dynamo import list_backends
+
+    if backend not in set(list_backends(exclude_tags=())) | {"inductor"}:
+        offered = sorted(set(list_backends()) | {"inductor", "aot_eager", "eager"})
+        raise UsageError(f"unknown compile_backend '{backend}'; torch offers {', '.join(offered)} "
+                         f"(and the debugging ones of torch._dynamo.list_backends(exclude_tags=()))")
+    if backend == "inductor" and device.type == "cpu" and cpp_compiler() is None:
         raise UsageError("--compile on CPU needs a C++ compiler (g++ or clang++; or set CXX) and "
                          "none was found; install one or train without --compile")
 

@@ -200,7 +200,8 @@ class MultimodalVAE(AutoencoderModel):
         (KL warm-up) does not recompile. On paired data with ``reconstruct = "all"`` the
         whole step is one graph; elsewhere the objective's gathers split it.
         """
-        # fallback_random: draw the noise with torch's own generator, as eager does, so a
-        # compiled run samples what an eager one with the same seed samples
-        options = {"fallback_random": True, **kwargs.pop("options", {})}
-        self._elbo = torch.compile(self._elbo, *args, options=options, **kwargs)
+        if kwargs.get("backend", "inductor") == "inductor":
+            # fallback_random: draw the noise with torch's own generator, as eager does, so a
+            # compiled run samples what an eager one with the same seed samples
+            kwargs["options"] = {"fallback_random": True, **kwargs.get("options", {})}
+        self._elbo = torch.compile(self._elbo, *args, **kwargs)

@@ -225,7 +225,7 @@ def train(run_dir: str | Path, manifest_path: str | Path, config: RunConfig, *, 
         raise UsageError(f"{run_dir} already holds a run; use --resume to continue it or pick a new folder")
     device = resolve_device(config.train.device)
     if config.train.compile:
-        check_compile_possible(device)           # before any data is read
+        check_compile_possible(device, config.train.compile_backend)     # before any data is read
     ctx, device = init_distributed(device)
     try:
         return _train(run_dir, manifest_path, config, resume, hooks, registry, device, ctx)
@@ -307,7 +307,8 @@ def _train(run_dir: Path, manifest_path: Path, config: RunConfig, resume: bool, 
                                   fused=device.type in ("cpu", "cuda"))
                  if model.uses_backprop and any(True for _ in model.parameters()) else None)
     if config.train.compile:
-        model.compile()     # opt-in, in place (state_dict keys unchanged); no gain measured on CPU
+        # opt-in, in place (state_dict keys unchanged); no gain measured on CPU
+        model.compile(backend=config.train.compile_backend)
     scheduler = _scheduler(config, optimizer)
     start_epoch, history = 0, []
     if resume:
