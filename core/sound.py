@@ -184,3 +184,9 @@ class SoundModality(Modality):
         """Decoded examples as :class:`Audio`."""
         waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()
         return [Audio(w, self.sample_rate) for w in waves]
+
+    def converted_values(self, xs: torch.Tensor) -> list[Audio]:
+        """Conversions (a recording's content in another voice, what voice-morph writes) as
+        :class:`Audio`. A modality may render them differently from other decoded examples,
+        e.g. so that the source's intonation is heard exactly. Default: :meth:`to_values`."""
+        return self.to_values(xs)

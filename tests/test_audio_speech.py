@@ -240,6 +240,36 @@ def test_excitation_rendering_keeps_the_pitch_contour(renderer):
     assert np.median(np.abs(track[0].numpy()[keep] / expected - 1)) < 0.02
 
 
+def test_conversions_render_with_their_own_renderer_and_keep_the_glide():
+    """By default a conversion (what voice-morph writes) is rendered by the split renderer, at
+    600 Hz with 0.6 of the low band, so the converted pitch contour is heard; everything else
+    by Griffin-Lim."""
+    from polyvae.core.errors import UsageError
+
+    mod = AudioModality(n_mels=64)
+    assert (mod.opts.renderer, mod.opts.conversion_renderer) == ("griffin-lim", "split")
+    assert (mod.opts.split_hz, mod.opts.split_share) == (600.0, 0.6)
+    t = np.arange(SR) / SR
+    f0 = 120 + 80 * t
+    glide = (0.3 * sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / SR) / k for k in range(1, 10))).astype(np.float32)
+    mod.fit([glide, harmonic(150, 1.0)])
+    x = mod.preprocess([glide])
+    torch.manual_seed(0)
+    converted = torch.from_numpy(mod.converted_values(x)[0].samples)
+    torch.manual_seed(0)
+    split_wave = mod.waveforms(x, "split")[0, :len(converted)].clamp(-1, 1)
+    torch.testing.assert_close(converted, split_wave, atol=1e-4, rtol=0)
+    plain = torch.from_numpy(mod.to_values(x)[0].samples)
+    assert float((plain - converted).abs().max()) > 0.05               # Griffin-Lim's, not the same
+    track, voiced = yin(converted[None], SR, 160)
+    frames = np.arange(track.shape[1]) * 160 / SR
+    keep = voiced[0].numpy() & (frames > 0.1) & (frames < 0.9)
+    assert keep.sum() > 50
+    assert np.median(np.abs(track[0].numpy()[keep] / (120 + 80 * frames[keep]) - 1)) < 0.02
+    with pytest.raises(UsageError, match="conversion_renderer must be one of griffin-lim, excitation, split"):
+        AudioModality(conversion_renderer="world")
+
+
 def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
     """excitation_below joins the two renderings in the STFT: away from the cross-fade, each band's
     magnitude is the one of the renderer it comes from."""

@@ -89,7 +89,7 @@ def morph_voice(run: LoadedRun, recording: str | Path, toward: str, amount: floa
     own, theirs = mod.spectral_profile(rec.windows), table.profile(toward)
     if own is not None and theirs is not None:      # the timbre moves as far as the voice latent
         converted = mod.with_profile(converted, own + amount * (theirs.to(own.device) - own))
-    pieces = mod.to_values(converted.cpu())
+    pieces = mod.converted_values(converted.cpu())
     total = max(len(rec.wave), max(s + len(p.samples) for s, p in zip(rec.starts, pieces)))
     signal = np.zeros(total, dtype=np.float32)
     for start, piece in zip(rec.starts, pieces):

@@ -106,13 +106,18 @@ class AudioOptions:
     #: magnitude: the voice the ear recognises best), "excitation" (a source-filter
     #: synthesis: a pulse train at the decoded pitch shaped by the decoded magnitude, so the
     #: pitch contour is kept exactly, a little less of the voice) or "split" (that synthesis
-    #: below ``split_hz``, taking ``split_share`` of each bin there, Griffin-Lim for the rest)
+    #: below ``split_hz``, taking ``split_share`` of each bin there, Griffin-Lim for the rest).
+    #: What generation, reconstruction and voice interpolation render with.
     renderer: str = "griffin-lim"
+    #: speech model: what a conversion (voice-morph) renders with, one of the same: "split"
+    #: keeps the source's intonation (the converted pitch is heard), where Griffin-Lim's
+    #: phase blurs it; interpolation keeps ``renderer``, whose steps the ear hears steadily
+    conversion_renderer: str = "split"
     #: speech model, renderer "split": the excitation synthesis below this frequency, Griffin-Lim above
     split_hz: float = 600.0
     #: speech model, renderer "split": the share of the band below ``split_hz`` the excitation
     #: takes (the rest stays Griffin-Lim's; 1: the excitation alone)
-    split_share: float = 1.0
+    split_share: float = 0.6
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
     #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
@@ -197,7 +202,9 @@ class AudioOptions:
         need(self.clip_time in CLIP_TIMES, f"clip_time must be one of {', '.join(CLIP_TIMES)}, got {self.clip_time!r}")
         need(self.clip_start in CLIP_STARTS,
              f"clip_start must be one of {', '.join(CLIP_STARTS)}, got {self.clip_start!r}")
-        need(self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
+        for name in ("renderer", "conversion_renderer"):
+            value = getattr(self, name)
+            need(value in RENDERERS, f"{name} must be one of {', '.join(RENDERERS)}, got {value!r}")
         need(self.split_hz > 0, f"split_hz must be positive, got {self.split_hz}")
         need(0.0 <= self.split_share <= 1.0, f"split_share must be between 0 and 1, got {self.split_share}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
@@ -531,13 +538,15 @@ class AudioModality(SoundModality):
 
     # ---- files --------------------------------------------------------------------------
     def spectrogram_to_audio(self, x: torch.Tensor, n_iter: int | None = None,
-                             peak_normalize: bool = False) -> torch.Tensor:
+                             peak_normalize: bool = False, renderer: str | None = None) -> torch.Tensor:
         """Decoded examples ``(N, *shape)`` -> waveforms ``(N, samples)``, same device.
 
         Undoes the normalisation, inverts the mel filterbank (non-negative least squares)
-        and recovers phase with Griffin-Lim, all batched. With the speech model, frames
-        outside the clip are silence and the waveform is cut after its last frame.
+        and recovers phase with Griffin-Lim, all batched; the speech model renders with
+        ``renderer`` (default: the ``renderer`` option). With the speech model, frames outside
+        the clip are silence and the waveform is cut after its last frame.
         """
+        renderer = renderer or self.opts.renderer
         x = torch.nan_to_num(x.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
         floor = math.log(self.opts.log_floor)
         if self.speech:
@@ -546,11 +555,11 @@ class AudioModality(SoundModality):
             log_mel = torch.where(inside[:, None] > 0.5, log_mel, torch.full_like(log_mel, floor))
         else:
             log_mel = self._normalizer().invert(x).clamp(floor, 20.0)
-        if self.speech and self.opts.renderer in ("excitation", "split"):
+        if self.speech and renderer in ("excitation", "split"):
             hz = (f0 * self.pitch_stats.std + self.pitch_stats.mean).clamp(-5.0, 9.0).exp()
             linear = self.features.mel_to_linear(log_mel.exp())
             sounding = (voiced > 0.5) & (inside > 0.5)
-            if self.opts.renderer == "excitation":
+            if renderer == "excitation":
                 wave = self.features.excitation(linear, hz, sounding)
             else:
                 wave = self.features.excitation_below(linear, hz, sounding, self.opts.split_hz, n_iter,
@@ -636,13 +645,20 @@ class AudioModality(SoundModality):
         out[:, :n] = torch.where(inside, spectrum.to(out.dtype), out[:, :n])
         return out
 
-    def waveforms(self, x: torch.Tensor) -> torch.Tensor:
+    def waveforms(self, x: torch.Tensor, renderer: str | None = None) -> torch.Tensor:
         """Peak-normalised waveforms of decoded examples (see :meth:`spectrogram_to_audio`)."""
-        return self.spectrogram_to_audio(x, peak_normalize=True)
+        return self.spectrogram_to_audio(x, peak_normalize=True, renderer=renderer)
 
     def to_values(self, xs: torch.Tensor) -> list[Audio]:
         """Decoded examples as :class:`Audio`, each as long as its clip."""
-        waves = self.waveforms(xs).clamp(-1.0, 1.0).cpu().numpy()
+        return self._values(xs, self.opts.renderer)
+
+    def converted_values(self, xs: torch.Tensor) -> list[Audio]:
+        """Conversions as :class:`Audio`, rendered with the ``conversion_renderer`` option."""
+        return self._values(xs, self.opts.conversion_renderer)
+
+    def _values(self, xs: torch.Tensor, renderer: str) -> list[Audio]:
+        waves = self.waveforms(xs, renderer).clamp(-1.0, 1.0).cpu().numpy()
         if self.speech:           # at least one frame each, however little of it is inside
             _, inside = self.spectrum(xs)
             ends = (frames_up_to_end(inside).clamp_min(1) * self.opts.hop_length).clamp_max(self.clip_samples).tolist()
