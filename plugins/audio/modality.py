@@ -113,9 +113,9 @@ class AudioOptions:
     #: keeps the source's intonation (the converted pitch is heard), where Griffin-Lim's
     #: phase blurs it; interpolation keeps ``renderer``, whose steps the ear hears steadily
     conversion_renderer: str = "split"
-    #: speech model, renderer "split": the excitation synthesis below this frequency, Griffin-Lim above
+    #: speech model, "split" rendering: the excitation synthesis below this frequency, Griffin-Lim above
     split_hz: float = 600.0
-    #: speech model, renderer "split": the share of the band below ``split_hz`` the excitation
+    #: speech model, "split" rendering: the share of the band below ``split_hz`` the excitation
     #: takes (the rest stays Griffin-Lim's; 1: the excitation alone)
     split_share: float = 0.6
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
@@ -658,6 +658,7 @@ class AudioModality(SoundModality):
         return self._values(xs, self.opts.conversion_renderer)
 
     def _values(self, xs: torch.Tensor, renderer: str) -> list[Audio]:
+        """Decoded examples rendered by ``renderer`` as :class:`Audio`, each as long as its clip."""
         waves = self.waveforms(xs, renderer).clamp(-1.0, 1.0).cpu().numpy()
         if self.speech:           # at least one frame each, however little of it is inside
             _, inside = self.spectrum(xs)
