@@ -232,8 +232,8 @@ def measure(model: str, manifest: Path, held: dict[str, list[Path]], out: Path, 
     result["conversion_real_to_real"] = float(np.mean(real_hits)) if real_hits else None
     result["f0_correlation_median"] = float(np.median(correlations)) if correlations else None
     result["f0_correlation_share_over_0.8"] = float(np.mean(np.asarray(correlations) >= 0.8)) if correlations else None
-    # real speakers into real speakers: the synthetic voices' contours are nearly flat, so a
-    # correlation with them says little about the contour a conversion keeps
+    # real speakers into real speakers: the synthetic voices' contours are flatter (about 2
+    # semitones within a clip against 4), so the same pitch error weighs more in theirs
     result["f0_correlation_real_to_real_median"] = float(np.median(real_correlations)) if real_correlations else None
     result["conversion_audio_seconds_per_second"] = round(audio_seconds / max(seconds, 1e-9), 2)
     # past the target (--amount above 1): the same clips, the ear only
