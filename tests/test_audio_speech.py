@@ -22,6 +22,22 @@ def harmonic(f0: float, seconds: float, rate: int = SR, vibrato: float = 0.0) ->
     return (0.3 * wave).astype(np.float32)
 
 
+def glide() -> np.ndarray:
+    """One second of a harmonic tone gliding from 120 to 200 Hz."""
+    f0 = 120 + 80 * np.arange(SR) / SR
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
+
+
+def assert_follows_the_glide(wave: torch.Tensor) -> None:
+    """YIN finds :func:`glide`'s contour in ``wave`` (samples,) within 2% over its middle."""
+    track, voiced = yin(wave[None], SR, 160)
+    frames = np.arange(track.shape[1]) * 160 / SR
+    keep = voiced[0].numpy() & (frames > 0.1) & (frames < 0.9)
+    assert keep.sum() > 50
+    assert np.median(np.abs(track[0].numpy()[keep] / (120 + 80 * frames[keep]) - 1)) < 0.02
+
+
 @pytest.mark.parametrize("f0", [90.0, 150.0, 220.0, 440.0])
 def test_yin_finds_the_pitch_of_harmonic_tones(f0):
     track, voiced = yin(torch.from_numpy(harmonic(f0, 0.6))[None], SR, 160)
@@ -38,11 +54,7 @@ def test_yin_calls_silence_and_noise_unvoiced():
 
 
 def test_harvest_follows_a_glide_and_leaves_silence_and_padding_unvoiced():
-    t = np.arange(SR) / SR
-    f0 = 120 + 80 * t                                          # 120 -> 200 Hz over a second
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    glide = (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
-    clip = np.concatenate([np.zeros(SR // 4, np.float32), glide])        # 0.25 s of silence first
+    clip = np.concatenate([np.zeros(SR // 4, np.float32), glide()])      # 0.25 s of silence first
     track, voiced = harvest([clip, clip[:SR // 2]], SR, 160, frames=140, threads=2)
     assert track.shape == voiced.shape == (2, 140)
     centres = np.arange(140) * 160 / SR
@@ -225,19 +237,8 @@ def test_excitation_rendering_keeps_the_pitch_contour(renderer):
     """The excitation renderer (and the split one, excitation below 600 Hz) imposes the decoded
     F0: a gliding tone's rendering has the glide."""
     mod = AudioModality(n_mels=64, renderer=renderer)
-    t = np.arange(SR) / SR
-    f0 = 120 + 80 * t                                   # 120 -> 200 Hz over a second
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    glide = (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
-    mod.fit([glide, harmonic(150, 1.0)])
-    x = mod.preprocess([glide])
-    wave = mod.waveforms(x)[0]
-    track, voiced = yin(wave[None], SR, 160)
-    frames = np.arange(track.shape[1]) * 160 / SR
-    keep = voiced[0].numpy() & (frames > 0.1) & (frames < 0.9)
-    expected = 120 + 80 * frames[keep]
-    assert keep.sum() > 50
-    assert np.median(np.abs(track[0].numpy()[keep] / expected - 1)) < 0.02
+    mod.fit([glide(), harmonic(150, 1.0)])
+    assert_follows_the_glide(mod.waveforms(mod.preprocess([glide()]))[0])
 
 
 def test_conversions_render_with_their_own_renderer_and_keep_the_glide():
@@ -249,11 +250,8 @@ def test_conversions_render_with_their_own_renderer_and_keep_the_glide():
     mod = AudioModality(n_mels=64)
     assert (mod.opts.renderer, mod.opts.conversion_renderer) == ("griffin-lim", "split")
     assert (mod.opts.split_hz, mod.opts.split_share) == (600.0, 0.6)
-    t = np.arange(SR) / SR
-    f0 = 120 + 80 * t
-    glide = (0.3 * sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / SR) / k for k in range(1, 10))).astype(np.float32)
-    mod.fit([glide, harmonic(150, 1.0)])
-    x = mod.preprocess([glide])
+    mod.fit([glide(), harmonic(150, 1.0)])
+    x = mod.preprocess([glide()])
     torch.manual_seed(0)
     converted = torch.from_numpy(mod.converted_values(x)[0].samples)
     torch.manual_seed(0)
@@ -261,11 +259,7 @@ def test_conversions_render_with_their_own_renderer_and_keep_the_glide():
     torch.testing.assert_close(converted, split_wave, atol=1e-4, rtol=0)
     plain = torch.from_numpy(mod.to_values(x)[0].samples)
     assert float((plain - converted).abs().max()) > 0.05               # Griffin-Lim's, not the same
-    track, voiced = yin(converted[None], SR, 160)
-    frames = np.arange(track.shape[1]) * 160 / SR
-    keep = voiced[0].numpy() & (frames > 0.1) & (frames < 0.9)
-    assert keep.sum() > 50
-    assert np.median(np.abs(track[0].numpy()[keep] / (120 + 80 * frames[keep]) - 1)) < 0.02
+    assert_follows_the_glide(converted)
     with pytest.raises(UsageError, match="conversion_renderer must be one of griffin-lim, excitation, split"):
         AudioModality(conversion_renderer="world")
 
