@@ -115,17 +115,16 @@ def measure(model: str, train: Path, unseen: Path, out: Path, epochs: int, ear: 
     return result
 
 
-def read_rates(manifest: Path, ear: Recogniser) -> dict:
-    """How often the recogniser reads the real clips of ``manifest`` as their word: overall
-    (key "all") and per (speaker, word)."""
+def read_rates(manifest: Path, ear: Recogniser) -> tuple[float, dict]:
+    """How often the recogniser reads the real clips of ``manifest`` as their word: overall, and
+    per (speaker, word)."""
     import soundfile as sf
     hits: dict = {}
     for r in read_manifest(manifest):
         samples, rate = sf.read(manifest.parent / r["audio"], dtype="float32", always_2d=True)
         hits.setdefault((r.get("speaker", ""), r["text"]), []).append(ear(samples.mean(1), rate) == r["text"])
-    rates = {key: sum(v) / len(v) for key, v in hits.items()}
-    rates["all"] = sum(sum(v) for v in hits.values()) / sum(len(v) for v in hits.values())
-    return rates
+    overall = sum(sum(v) for v in hits.values()) / sum(len(v) for v in hits.values())
+    return overall, {key: sum(v) / len(v) for key, v in hits.items()}
 
 
 def main() -> None:
@@ -143,9 +142,9 @@ def main() -> None:
     if not train.exists():
         write_spoken_digits(args.out, args.reps)
     ear = Recogniser()
-    rates = read_rates(train, ear)
-    report = {"recogniser_on_real_unseen_clips": round(read_rates(unseen, ear)["all"], 4),
-              "recogniser_on_real_training_clips": round(rates["all"], 4),
+    on_training, rates = read_rates(train, ear)
+    report = {"recogniser_on_real_unseen_clips": round(read_rates(unseen, ear)[0], 4),
+              "recogniser_on_real_training_clips": round(on_training, 4),
               "runs": [measure(m, train, unseen, args.out, args.epochs, ear, reuse=args.reuse,
                                extra=json.loads(args.config), tag=args.tag, rates=rates)
                        for m in args.models]}
