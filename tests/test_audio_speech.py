@@ -264,6 +264,34 @@ def test_conversions_render_with_their_own_renderer_and_keep_the_glide():
         AudioModality(conversion_renderer="world")
 
 
+def test_the_excitation_shaped_by_the_envelope_is_heard_at_its_own_pitch():
+    """A magnitude decoded or matched from frames at another pitch (here a 130 Hz tone's) carries
+    their harmonics: a 200 Hz pulse train shaped by it peaks where the two combs meet (390-400 Hz)
+    and YIN hears about 400 Hz; shaped by its envelope (power averaged over 300 Hz, the split
+    renderer's default) it is heard at 200 Hz."""
+    mod = AudioModality(n_mels=64)
+    assert mod.opts.split_envelope_hz == 300.0
+    t = np.arange(SR) / SR
+    tone = (0.3 * sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 40))).astype(np.float32)
+    mod.fit([tone])                                                  # a clip of one second
+    feats = mod.features
+    linear = feats.magnitude(torch.from_numpy(tone)[None])
+    hz = torch.full((1, linear.shape[-1]), 200.0)
+    sounding = torch.ones_like(hz, dtype=torch.bool)
+    heard = {}
+    for envelope in (0.0, 300.0):
+        f0, voiced = yin(feats.excitation(linear, hz, sounding, envelope_hz=envelope), SR, 160)
+        heard[envelope] = float(f0[0][voiced[0]].median())
+    assert heard[0.0] > 350.0 and heard[300.0] == pytest.approx(200.0, abs=2.0)
+    # the envelope: a flat magnitude stays flat, a harmonic comb 130 Hz apart flattens, the power is about kept
+    flat = torch.ones(1, feats.config.n_freqs, 3)
+    torch.testing.assert_close(feats.smoothed_along_frequency(flat, 300.0), flat)
+    comb, smooth = linear[0, 5:60].mean(-1), feats.smoothed_along_frequency(linear, 300.0)[0, 5:60].mean(-1)
+    assert float(smooth.std() / smooth.mean()) < 0.5 * float(comb.std() / comb.mean())
+    whole = feats.smoothed_along_frequency(linear, 300.0)
+    assert float(whole.pow(2).sum() / linear.pow(2).sum()) == pytest.approx(1.0, abs=0.15)
+
+
 def test_split_rendering_is_griffin_lim_above_the_cutoff_and_excitation_below():
     """excitation_below joins the two renderings in the STFT: away from the cross-fade, each band's
     magnitude is the one of the renderer it comes from."""

@@ -118,6 +118,10 @@ class AudioOptions:
     #: speech model, "split" rendering: the share of the band below ``split_hz`` the excitation
     #: takes (the rest stays Griffin-Lim's; 1: the excitation alone)
     split_share: float = 0.6
+    #: speech model, "split" rendering: the excitation is shaped by the decoded magnitude's
+    #: power averaged over this many Hz (its envelope, without the harmonics of the frames it
+    #: came from, which sit at other pitches than the converted contour); 0: the magnitude itself
+    split_envelope_hz: float = 300.0
     #: speech model: the F0 tracker, "harvest" (WORLD's Harvest: the voicing and contour
     #: independent trackers agree with, ~0.2 s per second of audio, in threads) or "yin"
     #: (batched torch, ~100x faster, misses voiced onsets and creak; runs saved before the
@@ -207,6 +211,7 @@ class AudioOptions:
             need(value in RENDERERS, f"{name} must be one of {', '.join(RENDERERS)}, got {value!r}")
         need(self.split_hz > 0, f"split_hz must be positive, got {self.split_hz}")
         need(0.0 <= self.split_share <= 1.0, f"split_share must be between 0 and 1, got {self.split_share}")
+        need(self.split_envelope_hz >= 0, f"split_envelope_hz must be >= 0, got {self.split_envelope_hz}")
         need(self.griffin_lim_iters >= 1 and self.inverse_mel_iters >= 0,
              "griffin_lim_iters must be >= 1 and inverse_mel_iters >= 0")
 
@@ -563,7 +568,7 @@ class AudioModality(SoundModality):
                 wave = self.features.excitation(linear, hz, sounding)
             else:
                 wave = self.features.excitation_below(linear, hz, sounding, self.opts.split_hz, n_iter,
-                                                      self.opts.split_share)
+                                                      self.opts.split_share, self.opts.split_envelope_hz)
         else:
             wave = self.features.log_mel_to_audio(log_mel, n_iter)
         if self.speech:

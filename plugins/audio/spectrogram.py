@@ -194,7 +194,7 @@ class MelFeatures:
                           pad_mode="reflect", return_complex=True).transpose(1, 2)
 
     def excitation(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor,
-                   seed: int = 0) -> torch.Tensor:
+                   seed: int = 0, envelope_hz: float = 0.0) -> torch.Tensor:
         """Waveforms ``(N, num_samples)`` of a source-filter synthesis: a source at the frame-wise
         pitch ``f0_hz`` ``(N, frames)`` (a band-limited pulse train on ``voiced`` frames, noise
         on the others), its spectrum whitened by its own power smoothed over ~600 Hz (so its
@@ -202,9 +202,16 @@ class MelFeatures:
         ``(N, n_freqs, frames)``, each frame at the magnitude's energy. No Griffin-Lim
         iteration: the harmonics are the source's, so the pitch of the sound is the contour's
         (Griffin-Lim smears harmonics until pitch trackers lose them), and the magnitude shapes
-        their levels."""
+        their levels.
+
+        ``envelope_hz`` > 0 shapes the source by the magnitude's power averaged over that many Hz
+        along frequency (its envelope) instead of the magnitude itself: a magnitude decoded or
+        matched from frames at other pitches carries their harmonic ripple, and that ripple
+        times the source's comb puts peaks at neither pitch, which pitch trackers then follow."""
         c = self.config
         window, _, _ = self._tables(linear.device)
+        if envelope_hz > 0:
+            linear = self.smoothed_along_frequency(linear, envelope_hz)
         n = f0_hz.shape[0]
         samples = c.padded_samples
         position = torch.arange(samples, device=linear.device, dtype=torch.float32) / c.hop_length
@@ -230,23 +237,34 @@ class MelFeatures:
         return self._istft(torch.view_as_real(shaped), window)[..., :c.num_samples]
 
     def excitation_below(self, linear: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor, cutoff_hz: float,
-                         n_iter: int | None = None, share: float = 1.0) -> torch.Tensor:
+                         n_iter: int | None = None, share: float = 1.0, envelope_hz: float = 0.0) -> torch.Tensor:
         """Waveforms ``(N, num_samples)``: the :meth:`excitation` synthesis below ``cutoff_hz`` and
         :meth:`griffin_lim` above it, joined in the STFT with a linear cross-fade one
         :data:`CROSSOVER_HZ` wide centred on the cutoff; below it the excitation's STFT takes
         ``share`` of each bin and Griffin-Lim's the rest (1: the excitation alone). The low band
         carries the fundamental and the first harmonics at the decoded pitch (what pitch trackers
         follow), the band above it Griffin-Lim's rendering of the formants (what a listener knows
-        a voice by)."""
+        a voice by). ``envelope_hz``: the excitation's shaping (:meth:`excitation`)."""
         c = self.config
         window, _, _ = self._tables(linear.device)
-        waves = torch.cat([self.excitation(linear, f0_hz, voiced), self.griffin_lim(linear, n_iter)])
+        waves = torch.cat([self.excitation(linear, f0_hz, voiced, envelope_hz=envelope_hz),
+                           self.griffin_lim(linear, n_iter)])
         waves = torch.nn.functional.pad(waves, (0, c.padded_samples - waves.shape[-1]))
         low, high = self._stft(waves, window).chunk(2)                                    # (N, T, F) each
         hz = torch.arange(c.n_freqs, device=linear.device, dtype=torch.float32) * (c.sample_rate / c.n_fft)
         fade = share * ((cutoff_hz + CROSSOVER_HZ / 2 - hz) / CROSSOVER_HZ).clamp(0.0, 1.0)    # share below, 0 above
         merged = high + (low - high) * fade
         return self._istft(torch.view_as_real(merged), window)[..., :c.num_samples]
+
+    def smoothed_along_frequency(self, linear: torch.Tensor, hz: float) -> torch.Tensor:
+        """Magnitudes ``(N, n_freqs, frames)`` whose power is averaged over ``hz`` along frequency
+        (an odd number of bins, at least 3; the edges average what they have): the spectral
+        envelope without the harmonic ripple narrower than ``hz``."""
+        c = self.config
+        width = max(3, int(round(hz * c.n_fft / c.sample_rate)) | 1)
+        power = linear.float().pow(2).transpose(1, 2)                                        # (N, T, F)
+        smooth = F.avg_pool1d(power.reshape(-1, 1, power.shape[-1]), width, 1, width // 2, count_include_pad=False)
+        return smooth.reshape(power.shape).sqrt().transpose(1, 2)
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""
