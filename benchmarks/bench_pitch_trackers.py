@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from polyvae.plugins.audio.pitch import F0_CEIL, F0_FLOOR, SILENCE_DB, harvest, yin
+from polyvae.plugins.audio.pitch import F0_CEIL, F0_FLOOR, harvest, silence_unvoiced, yin
 
 VOICES = (("it_IT_f_Menardi", "wav"), ("fr", "gsm"), ("es", "gsm"))
 SAMPLE_RATE, HOP = 8000, 160
@@ -56,22 +56,12 @@ def real_clips(per_voice: int) -> list[np.ndarray]:
     return clips
 
 
-def gated(wave: np.ndarray, f0: np.ndarray) -> np.ndarray:
-    """F0 with the frames SILENCE_DB under the clip's loudest set unvoiced, as polyvae's Harvest does."""
-    padded = np.pad(wave, (HOP, HOP))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * HOP)[::HOP][:len(f0)]
-    level = 10 * np.log10(np.mean(windows ** 2, axis=-1) + 1e-12)
-    out = f0.copy()
-    out[:len(level)][level < np.quantile(level, 0.95) - SILENCE_DB] = 0.0
-    return out
-
-
 def dio(wave: np.ndarray, frames: int) -> np.ndarray:
     import pyworld
 
     f0, t = pyworld.dio(wave, SAMPLE_RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=1000 * HOP / SAMPLE_RATE)
     f0 = pyworld.stonemask(wave, f0, t, SAMPLE_RATE)[:frames]
-    return gated(wave, np.pad(f0, (0, frames - len(f0))))
+    return silence_unvoiced(wave, np.pad(f0, (0, frames - len(f0))), HOP)
 
 
 def harvest_narrow(wave: np.ndarray, frames: int) -> np.ndarray:
@@ -84,7 +74,7 @@ def harvest_narrow(wave: np.ndarray, frames: int) -> np.ndarray:
         lo = max(F0_FLOOR, np.percentile(voiced, 5) / 1.6)
         hi = min(F0_CEIL, np.percentile(voiced, 95) * 1.6)
     f0, _ = pyworld.harvest(wave, SAMPLE_RATE, f0_floor=lo, f0_ceil=hi, frame_period=1000 * HOP / SAMPLE_RATE)
-    return gated(wave, np.pad(f0[:frames], (0, max(0, frames - len(f0)))))
+    return silence_unvoiced(wave, np.pad(f0[:frames], (0, max(0, frames - len(f0)))), HOP)
 
 
 def main() -> None:

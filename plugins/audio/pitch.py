@@ -122,6 +122,18 @@ _HARVESTED: dict[tuple, np.ndarray] = {}
 _MEMO_LOCK = threading.Lock()
 
 
+def silence_unvoiced(wave: np.ndarray, f0: np.ndarray, hop: int) -> np.ndarray:
+    """A copy of the F0 track ``f0`` of ``wave`` (frame ``t`` at sample ``t * hop``) with its
+    near-silent frames (:data:`SILENCE_DB` under the clip's loudest) unvoiced (0), whatever
+    periodicity a tracker found in the noise floor."""
+    padded = np.pad(wave, (hop, hop))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * hop)[::hop][:len(f0)]
+    level = 10 * np.log10(np.mean(windows ** 2, axis=-1) + 1e-12)
+    out = np.array(f0, dtype=np.float64)
+    out[:len(level)][level < np.quantile(level, 0.95) - SILENCE_DB] = 0.0
+    return out
+
+
 def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
             threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """F0 in Hz ``(N, frames)`` (0 where unvoiced) and the voiced mask of clips of any length,
@@ -146,12 +158,7 @@ def harvest(waves: list[np.ndarray], sample_rate: int, hop: int, frames: int,
             return out
         f0, _ = pyworld.harvest(wave, sample_rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=period_ms)
         k = min(frames, len(f0))
-        out[:k] = f0[:k]
-        # near-silent frames are not voiced, whatever periodicity Harvest finds in the noise floor
-        padded = np.pad(wave, (hop, hop))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * hop)[::hop][:k]
-        level = 10 * np.log10(np.mean(windows ** 2, axis=-1) + 1e-12)
-        out[:k][level < np.quantile(level, 0.95) - SILENCE_DB] = 0.0
+        out[:k] = silence_unvoiced(wave, f0[:k], hop)
         with _MEMO_LOCK:
             if len(_HARVESTED) >= HARVEST_MEMO_CLIPS:
                 _HARVESTED.pop(next(iter(_HARVESTED)))

@@ -224,10 +224,7 @@ class MelFeatures:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         noise = torch.randn(n, samples, generator=generator).to(linear.device)
         source = self._stft(torch.where(is_voiced, pulses, noise), window)                  # (N, T, F)
-        power = source.abs().pow(2)
-        width = max(3, int(round(600.0 * c.n_fft / c.sample_rate)) | 1)
-        smooth = F.avg_pool1d(power.reshape(-1, 1, power.shape[-1]), width, 1, width // 2,
-                              count_include_pad=False).reshape(power.shape)
+        smooth = self._averaged_along_frequency(source.abs().pow(2), 600.0)
         magnitude = linear.float().transpose(1, 2)[:, :source.shape[1]]                    # (N, T, F)
         shaped = source[:, :magnitude.shape[1]] * (magnitude / smooth[:, :magnitude.shape[1]].clamp_min(1e-12).sqrt())
         # where the comb meets the magnitude's own harmonic peaks their product runs hot: each
@@ -260,11 +257,15 @@ class MelFeatures:
         """Magnitudes ``(N, n_freqs, frames)`` whose power is averaged over ``hz`` along frequency
         (an odd number of bins, at least 3; the edges average what they have): the spectral
         envelope without the harmonic ripple narrower than ``hz``."""
+        return self._averaged_along_frequency(linear.float().pow(2).transpose(1, 2), hz).sqrt().transpose(1, 2)
+
+    def _averaged_along_frequency(self, power: torch.Tensor, hz: float) -> torch.Tensor:
+        """``power`` ``(..., n_freqs)`` averaged over ``hz`` along its last axis (an odd number of
+        bins, at least 3; the edges average what they have)."""
         c = self.config
         width = max(3, int(round(hz * c.n_fft / c.sample_rate)) | 1)
-        power = linear.float().pow(2).transpose(1, 2)                                        # (N, T, F)
         smooth = F.avg_pool1d(power.reshape(-1, 1, power.shape[-1]), width, 1, width // 2, count_include_pad=False)
-        return smooth.reshape(power.shape).sqrt().transpose(1, 2)
+        return smooth.reshape(power.shape)
 
     def log_mel_to_audio(self, log_mel: torch.Tensor, n_iter: int | None = None) -> torch.Tensor:
         """Log-mel ``(N, n_mels, frames)`` -> waveforms ``(N, num_samples)`` on the same device."""
