@@ -180,9 +180,8 @@ class Modality(abc.ABC):
 
     def frame_codes(self, decoder: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         """What is said in every frame of examples ``x`` ``(N, *shape)`` as ``decoder`` reads it,
-        ``(N, T, K)``: for a modality whose decoder keeps a code per frame (speech: what its
-        content network reads in the frame, with the speaker normalised away), the key a
-        conversion matches frames by
+        ``(N, T, K)``: for a modality whose decoder keeps a code per frame (speech: the content
+        code, with the speaker normalised away), the key a conversion matches frames by
         (:class:`~polyvae.core.sound.FrameBank`). Default: None (no frame codes)."""
         return None
 

@@ -15,7 +15,7 @@ below, and what a model can do beyond encoding is *declared* in :attr:`capabilit
     (voice conversion: the source's timing and content, the target's voice);
 ``frame_codes(modality, x)``
     what is said in every frame of a modality's examples, as its decoder reads it (speech:
-    its content network's features), None for a model or modality without; conversion matches frames by it;
+    the content code), None for a model or modality without; conversion matches frames by it;
 ``generate(given, targets, ...)``
     targets from whatever the batch holds (:data:`CROSS_MODAL`: another modality; with
     :data:`PRIOR`: from nothing);

@@ -61,11 +61,10 @@ def test_training_writes_singer_embeddings_as_means_of_the_voice_latent(voice_ru
         # the speech model's spectral profile: the mean and spread of the log-mel of the singer's clips
         clips = train_rows.data["audio"][torch.as_tensor(speakers == name)]
         torch.testing.assert_close(entry.profile, run.modalities["audio"].spectral_profile(clips))
-        # and its frames, each keyed by its content network's features: every frame inside the singer's clips
+        # and its frames, each keyed by its content code: every frame inside the singer's clips
         frames, inside = run.modalities["audio"].spectral_frames(clips)
         assert len(entry.frames) == int((inside > 0.5).sum())
-        width = run.model.decoders["audio"].posterior.inp.out_channels
-        assert entry.frames.keys.shape[1] == 3 * width                  # with context
+        assert entry.frames.keys.shape[1] == 3 * run.modalities["audio"].opts.content_dim    # with context
         torch.testing.assert_close(entry.frames.frames.float(), frames[inside > 0.5], atol=1e-2, rtol=1e-3)
 
 

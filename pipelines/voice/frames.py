@@ -2,8 +2,8 @@
 
 The decoder renders a voice latent only part of the way: its frames are averaged, smoother
 than a real voice's. Each singer's training frames are kept in a
-:class:`~polyvae.core.sound.FrameBank`, keyed by the model's frame code (speech: the features
-its content network reads in the frame, with the speaker normalised away). A converted recording's every frame is then moved
+:class:`~polyvae.core.sound.FrameBank`, keyed by the model's frame code (speech: the content
+code, with the speaker normalised away). A converted recording's every frame is then moved
 ``FRAME_SHARE`` of the way toward the mean of the ``NEIGHBOURS`` target frames that say the
 same thing: nearest by the codes of the frame and of its neighbours ``CONTEXT_FRAMES`` before
 and after (a frame's code alone confuses sounds more often). Real spectra of the target voice,
@@ -24,12 +24,10 @@ from . import FRAME_SHARE
 #: bank frames averaged for each source frame (kNN-VC's k)
 NEIGHBOURS = 4
 #: a frame is matched by its code and the codes this many frames before and after it (20 ms
-#: at the default 10 ms hop: one step of the speech model's content network at its default
-#: stride). 40 ms kept more unseen spoken digits' words (0.45 against 0.41) but on a small test
-#: run turned one conversion into a single loud frame: not taken (docs/voice.md)
+#: at the default 10 ms hop: one step of the speech model's content code at its default stride)
 CONTEXT_FRAMES = 2
 #: most frames kept per singer (evenly spread over their clips): 8,192 frames are 82 s of
-#: speech at a 10 ms hop, about 6 MB in float16 with their keys (3 x 96 features each)
+#: speech at a 10 ms hop, about 1.5 MB in float16
 BANK_FRAMES = 8192
 #: clips coded at once
 CODE_BATCH = 64

@@ -40,9 +40,8 @@ SINGERS_FILE = "singers.json"
 FRAMES_FILE = "singers.frames.safetensors"
 #: 2: with the calibration of distances (percentiles, same-voice threshold); 3: with each
 #: singer's spectral profile; 4: the profile with each bin's spread beside its mean; 5: with
-#: the singers' frame banks; 6: the banks keyed by the content network's features instead of
-#: its code (older tables are rebuilt on first use)
-FORMAT = 6
+#: the singers' frame banks (older tables are rebuilt on first use)
+FORMAT = 5
 #: clips per singer whose audio is measured for the singer's voice features
 FEATURE_CLIPS = 8
 #: clips per singer (evenly spread) whose frames make the singer's spectral profile

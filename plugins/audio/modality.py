@@ -531,15 +531,13 @@ class AudioModality(SoundModality):
         return self.generate(decoder, h)
 
     def frame_codes(self, decoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-        """Speech: what the content network of q(c | x) reads in every frame ``(N, T, width)``:
-        its last hidden layer, instance-normalised over the clip (the speaker's average removed),
-        repeated from the code's rate up to the frame rate. Not the content code itself: its
-        16 dimensions, squeezed by their KL, tell fewer sounds apart, and a conversion matched
-        by them kept fewer words (docs/voice.md). The clip model: None."""
+        """Speech: the content code of every frame ``(N, T, content_dim)`` (the posterior mean of
+        q(c | x), repeated from the code's rate up to the frame rate), what the frame decoder
+        renders a voice from; the speaker is normalised away in it. The clip model: None."""
         if not self.speech:
             return None
         spec, _, _, inside = split(x, self.opts.n_mels)
-        codes = decoder.posterior.features(spec, inside)
+        codes, _ = decoder.posterior(spec, inside)
         codes = codes.float().repeat_interleave(self.opts.stride, -1)[..., :spec.shape[-1]]
         return codes.transpose(1, 2) * inside[..., None]
 

@@ -116,9 +116,7 @@ class ContentNet(nn.Module):
         self.register_buffer("envelope", envelope if envelope is not None else torch.eye(n_mels), persistent=False)
         self.register_buffer("warps", warps if warps is not None else torch.eye(n_mels)[None], persistent=False)
 
-    def features(self, spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """What the network reads in each step of the spectrum ``(B, width, T / stride)``, before
-        the code: its last hidden layer, instance-normalised over the clip (zero outside it)."""
+    def forward(self, spec: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = mask[:, None, :].to(spec.dtype)
         spec = torch.matmul(self.envelope.to(spec.dtype), spec)
         if self.training and self.warps.shape[0] > 1:
@@ -130,11 +128,7 @@ class ContentNet(nn.Module):
         h = self.inp((spec - mean) * m) * mc
         for block in self.blocks:
             h = block(h, coarse)
-        return instance_norm(h, coarse)
-
-    def forward(self, spec: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.out(self.features(spec, mask)).chunk(2, dim=1)
-        mc = mask[:, None, ::self.stride].to(mu.dtype)
+        mu, logvar = self.out(instance_norm(h, coarse)).chunk(2, dim=1)
         return mu * mc, logvar.clamp(-10.0, 5.0)
 
 
