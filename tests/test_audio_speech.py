@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from polyvae.plugins.audio.modality import AudioModality
+from polyvae.plugins.audio.modality import SPREAD_RATIO, AudioModality
 from polyvae.plugins.audio.pitch import drop_outliers, harvest, yin
 from polyvae.plugins.audio.speech import fill_unvoiced, intonation, split
 
@@ -354,7 +354,8 @@ def test_spectral_profile_is_set_exactly_on_the_frames_inside_the_clips(fitted):
     moved = mod.with_profile(low, target)
     spec, _, _, inside = split(low, 32)
     ratio = target[32:] / mod.spectral_profile(low)[32:]
-    if bool(((ratio > 0.5) & (ratio < 2.0)).all()):        # within the bounds: both set exactly
+    lo, hi = SPREAD_RATIO
+    if bool(((ratio > lo) & (ratio < hi)).all()):          # within the bounds: both set exactly
         assert torch.allclose(mod.spectral_profile(moved), target, atol=1e-4)
     else:
         assert torch.allclose(mod.spectral_profile(moved)[:32], target[:32], atol=1e-4)
@@ -370,21 +371,22 @@ def test_spectral_profile_is_set_exactly_on_the_frames_inside_the_clips(fitted):
 
 def test_with_profile_scales_deviations_by_the_bounded_spread_ratio(fitted):
     """Worked numbers: each bin's deviations from its mean are scaled by target spread / own
-    spread, at most 2 and at least 1/2, then the mean is set; a mean-only profile (n_mels
+    spread, at most 1.25 and at least 1/1.25, then the mean is set; a mean-only profile (n_mels
     values, tables saved before spreads) moves the mean by one offset per bin."""
+    assert SPREAD_RATIO == (0.8, 1.25)
     mod, x, _, _ = fitted
     clips = x[:4]
     own = mod.spectral_profile(clips)
     mean, spread = own[:32], own[32:]
-    wanted = torch.cat([mean + 1.0, spread * 1.5])
-    wanted[32] = spread[0] * 10.0                               # bin 0 asks for 10x: bounded to 2x
-    wanted[33] = spread[1] * 0.1                                # bin 1 asks for 0.1x: bounded to 1/2
+    wanted = torch.cat([mean + 1.0, spread * 1.1])
+    wanted[32] = spread[0] * 10.0                               # bin 0 asks for 10x: bounded to 1.25x
+    wanted[33] = spread[1] * 0.1                                # bin 1 asks for 0.1x: bounded to 0.8x
     moved = mod.with_profile(clips, wanted)
     spec, _, _, inside = split(clips, 32)
     frames = spec.transpose(1, 2)[inside > 0.5]
     out = moved[:, :32].transpose(1, 2)[inside > 0.5]
-    factor = torch.full((32,), 1.5)
-    factor[0], factor[1] = 2.0, 0.5
+    factor = torch.full((32,), 1.1)
+    factor[0], factor[1] = 1.25, 0.8
     expected = (frames - mean) * factor + mean + 1.0
     assert torch.allclose(out, expected, atol=1e-4)
     # the old, mean-only profile: one offset per bin, frame-to-frame differences untouched

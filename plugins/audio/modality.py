@@ -54,8 +54,13 @@ MODEL_DEFAULTS = {
     "clip": {"n_mels": _FEATURES.n_mels, "private_dim": 8, "width": 128, "depth": 2,
              "hop_length": _FEATURES.hop_length, "n_fft": _FEATURES.n_fft, "duration": _LOADING.duration},
 }
-#: bounds of the per-bin ratio by which with_profile scales a clip's spectral spread
-SPREAD_RATIO = (0.5, 2.0)
+#: bounds of the per-bin ratio by which with_profile scales a clip's spectral spread. A
+#: converted clip's frames, averaged from several of the target's frames at other pitches, vary
+#: about half as much per bin as a buzzy target's real frames; scaling their deviations by the
+#: whole ratio (up to 2) overdid it: on real voices an interpolation toward such a voice was heard
+#: less like it over the last steps than at alpha 0.8, and within 1.25 it rises to the end
+#: (docs/voice.md, "The spread ratio bounded to 1.25")
+SPREAD_RATIO = (0.8, 1.25)
 #: an automatic clip length covers this share of the training clips whole
 AUTO_DURATION_QUANTILE = 0.95
 AUTO_DURATION_STEP = 0.25
@@ -604,7 +609,7 @@ class AudioModality(SoundModality):
         """Speech model: the frames inside the clips moved, per mel bin, to the mean and the
         spread of ``profile`` (from :meth:`spectral_profile`; a profile of ``n_mels`` values,
         as tables saved before spreads, sets the mean only). Each bin's deviations from its
-        mean are scaled by the ratio of spreads (bounded to [1/2, 2]), then the mean is set.
+        mean are scaled by the ratio of spreads (bounded by :data:`SPREAD_RATIO`), then the mean is set.
 
         Measured on real voices converted toward another speaker (an independent speaker
         encoder): the mean alone took the outputs heard as the target from 0.55 to 0.73; the
