@@ -100,12 +100,15 @@ def test_spherical_path_and_an_audio_file_as_one_end(voice_run):
     assert record["content"] == f"audio={clip}"                   # content from the given clip
     assert record["path"] == "spherical" and len(record["files"]) == 3
     # the default spacing: three of the fine grid's candidates (0, 1/6, ..., 1), the ends kept,
-    # the middle one where the run's own encoder hears the voice about half way
+    # the middle one where the run's own encoder hears the voice between the ends' (this 3-epoch
+    # run's decoder is too smooth for its voice to reach B's: its spread is restored only up to
+    # SPREAD_RATIO, so the last step's progress is about 0.43, 0.64 with the old bound of 2)
     assert record["spacing"] == "even"
     alpha, progress = record["alpha"], record["voice_progress"]
     assert alpha[0] == 0.0 and alpha[-1] == 1.0 and 0.0 < alpha[1] < 1.0
     assert round(alpha[1] * 6, 4) == round(alpha[1] * 6)
-    assert len(progress) == 3 and progress[0] < 0.5 < progress[-1]
+    assert len(progress) == 3 and progress[0] < progress[1] < progress[-1]
+    assert progress[-1] - progress[0] > 0.15                        # the voice moves toward B
 
 
 def test_voice_match_ranks_every_singer(voice_run):
